@@ -1,0 +1,345 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// envSpec is the raw environment contract, decoded by envconfig from FLIP_*.
+// Every field is validated again in loadConfig: envconfig's `default` applies
+// only to unset variables and `required` does not catch set-but-empty ones.
+type envSpec struct {
+	Resources     string        `envconfig:"RESOURCES"`
+	Primary       bool          `envconfig:"PRIMARY" default:"false"`
+	ProbeTarget   string        `envconfig:"PROBE_TARGET"`
+	Source        string        `envconfig:"SOURCE"`
+	ProbeInterval time.Duration `envconfig:"PROBE_INTERVAL" default:"100ms"`
+	DeadAfter     time.Duration `envconfig:"DEAD_AFTER" default:"1s"`
+	InitDead      time.Duration `envconfig:"INIT_DEAD" default:"30s"`
+	StartTimeout  time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
+	HolderWait    time.Duration `envconfig:"HOLDER_WAIT" default:"0"`
+	ServiceCmd    string        `envconfig:"SERVICE_CMD" default:"systemctl {action} {name}"`
+	ResourceTO    time.Duration `envconfig:"RESOURCE_TIMEOUT" default:"30s"`
+
+	FonebridgeConf      string        `envconfig:"FONEBRIDGE_CONF" default:"/etc/redfone.conf"`
+	FonebridgeInterface string        `envconfig:"FONEBRIDGE_INTERFACE"`
+	Fonulator           string        `envconfig:"FONULATOR" default:"fonulator"`
+	FonulatorTimeout    time.Duration `envconfig:"FONULATOR_TIMEOUT" default:"30s"`
+	FonulatorRetries    int           `envconfig:"FONULATOR_RETRIES" default:"2"`
+
+	GARPCount      int           `envconfig:"GARP_COUNT" default:"5"`
+	GARPInterval   time.Duration `envconfig:"GARP_INTERVAL" default:"1s"`
+	ARPCheckWindow time.Duration `envconfig:"ARP_CHECK_WINDOW" default:"60ms"`
+	HolderRecheck  time.Duration `envconfig:"HOLDER_RECHECK" default:"20ms"`
+
+	LogFormat string `envconfig:"LOG_FORMAT" default:"text"`
+	Name      string `envconfig:"NAME"`
+}
+
+// config is the validated configuration the agent runs with.
+type config struct {
+	Resources []resourceSpec
+	VIPs      []vipSpec
+	Primary   bool
+
+	ProbeTarget   string // host:port
+	Source        netip.Addr
+	ProbeInterval time.Duration
+	DeadAfter     time.Duration
+	InitDead      time.Duration
+	StartTimeout  time.Duration
+	HolderWait    time.Duration
+	ServiceCmd    string
+	ResourceTO    time.Duration
+
+	FonebridgeConf      string
+	FonebridgeInterface string
+	Fonulator           string
+	FonulatorTimeout    time.Duration
+	FonulatorRetries    int
+
+	GARPCount      int
+	GARPInterval   time.Duration
+	ARPCheckWindow time.Duration
+	HolderRecheck  time.Duration
+
+	LogFormat string
+	Name      string // this box in logs
+}
+
+// configError is a bad FLIP_* variable. It names the variable and the fix,
+// and makes main exit with status 2 before anything on the box is touched.
+type configError struct {
+	Var string
+	Msg string
+}
+
+func (e *configError) Error() string { return e.Var + ": " + e.Msg }
+
+func badVar(name, format string, args ...any) error {
+	return &configError{Var: name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// hostInterfaces is what config validation needs to know about the box:
+// its interfaces and their addresses. Tests supply a fake one.
+type hostInterfaces interface {
+	// InterfaceAddrs returns the IPv4 prefixes of every interface by name.
+	InterfaceAddrs() (map[string][]netip.Prefix, error)
+}
+
+// systemInterfaces reads the real interfaces of the box.
+type systemInterfaces struct{}
+
+func (systemInterfaces) InterfaceAddrs() (map[string][]netip.Prefix, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := make(map[string][]netip.Prefix, len(ifaces))
+	for _, ifi := range ifaces {
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("list addresses of %s: %w", ifi.Name, err)
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			p, err := netip.ParsePrefix(ipn.String())
+			if err != nil || !p.Addr().Is4() {
+				continue
+			}
+			out[ifi.Name] = append(out[ifi.Name], p)
+		}
+	}
+	return out, nil
+}
+
+// loadConfig decodes and validates the FLIP_* environment against the box's
+// interfaces. It touches nothing: a bad variable is reported before any
+// address, route or service is changed.
+func loadConfig(host hostInterfaces) (*config, error) {
+	var spec envSpec
+	if err := decodeEnv(&spec); err != nil {
+		return nil, err
+	}
+	c := &config{
+		Primary:             spec.Primary,
+		ProbeInterval:       spec.ProbeInterval,
+		DeadAfter:           spec.DeadAfter,
+		InitDead:            spec.InitDead,
+		StartTimeout:        spec.StartTimeout,
+		HolderWait:          spec.HolderWait,
+		ServiceCmd:          strings.TrimSpace(spec.ServiceCmd),
+		ResourceTO:          spec.ResourceTO,
+		FonebridgeConf:      spec.FonebridgeConf,
+		FonebridgeInterface: spec.FonebridgeInterface,
+		Fonulator:           spec.Fonulator,
+		FonulatorTimeout:    spec.FonulatorTimeout,
+		FonulatorRetries:    spec.FonulatorRetries,
+		GARPCount:           spec.GARPCount,
+		GARPInterval:        spec.GARPInterval,
+		ARPCheckWindow:      spec.ARPCheckWindow,
+		HolderRecheck:       spec.HolderRecheck,
+		LogFormat:           spec.LogFormat,
+		Name:                strings.TrimSpace(spec.Name),
+	}
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if err := c.checkTimings(); err != nil {
+		return nil, err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return nil, badVar("FLIP_LOG_FORMAT", "%q is not a log format; use text or json", c.LogFormat)
+	}
+
+	addrs, err := host.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(spec.Resources) == "" {
+		return nil, badVar("FLIP_RESOURCES", "not set; list what the active box holds in start order, e.g. FLIP_RESOURCES=\"192.0.2.10/24 routes fonebridge asterisk\"")
+	}
+	c.Resources, err = parseResources(spec.Resources, addrs)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range c.Resources {
+		if r.Kind == kindVIP {
+			c.VIPs = append(c.VIPs, r.VIP)
+		}
+	}
+	if err := c.resolveAddresses(spec, addrs); err != nil {
+		return nil, err
+	}
+	if c.has(kindService) && c.ServiceCmd == "" {
+		return nil, badVar("FLIP_SERVICE_CMD", "is empty but FLIP_RESOURCES lists a service; unset it for the default \"systemctl {action} {name}\"")
+	}
+	if c.has(kindService) && !strings.Contains(c.ServiceCmd, "{action}") {
+		return nil, badVar("FLIP_SERVICE_CMD", "%q has no {action} placeholder; write e.g. \"systemctl {action} {name}\"", c.ServiceCmd)
+	}
+	return c, nil
+}
+
+// decodeEnv decodes FLIP_* from the process environment with envconfig and
+// turns its errors into ones that name the variable. It rejects unknown
+// FLIP_* names (a typo would otherwise silently run with a default) and
+// set-but-empty values of non-string variables.
+func decodeEnv(spec *envSpec) error {
+	known := map[string]reflect.StructField{}
+	t := reflect.TypeOf(*spec)
+	for i := 0; i < t.NumField(); i++ {
+		known["FLIP_"+t.Field(i).Tag.Get("envconfig")] = t.Field(i)
+	}
+	var names []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "FLIP_") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f, ok := known[name]
+		if !ok {
+			return badVar(name, "is not a flip variable; check the spelling against the README's configuration table, or unset it")
+		}
+		if v := os.Getenv(name); strings.TrimSpace(v) == "" && f.Type.Kind() != reflect.String {
+			return badVar(name, "is set but empty; give a value or unset it for the default %q", f.Tag.Get("default"))
+		}
+	}
+	if err := envconfig.Process("FLIP", spec); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return badVar(pe.KeyName, "%q cannot be read as %s: %v", pe.Value, pe.TypeName, pe.Err)
+		}
+		return &configError{Var: "FLIP_*", Msg: err.Error()}
+	}
+	return nil
+}
+
+func (c *config) has(k resourceKind) bool {
+	for _, r := range c.Resources {
+		if r.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTimings rejects durations and counts that would make the agent
+// flap, spin, or never decide.
+func (c *config) checkTimings() error {
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"FLIP_PROBE_INTERVAL", c.ProbeInterval},
+		{"FLIP_DEAD_AFTER", c.DeadAfter},
+		{"FLIP_START_TIMEOUT", c.StartTimeout},
+		{"FLIP_RESOURCE_TIMEOUT", c.ResourceTO},
+		{"FLIP_FONULATOR_TIMEOUT", c.FonulatorTimeout},
+		{"FLIP_GARP_INTERVAL", c.GARPInterval},
+		{"FLIP_ARP_CHECK_WINDOW", c.ARPCheckWindow},
+		{"FLIP_HOLDER_RECHECK", c.HolderRecheck},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return badVar(p.name, "must be a positive duration like 100ms or 2s, not %s", p.d)
+		}
+	}
+	if c.InitDead < 0 {
+		return badVar("FLIP_INIT_DEAD", "must not be negative (%s)", c.InitDead)
+	}
+	if c.HolderWait < 0 {
+		return badVar("FLIP_HOLDER_WAIT", "must not be negative (%s); 0 means FLIP_START_TIMEOUT + FLIP_DEAD_AFTER", c.HolderWait)
+	}
+	if c.HolderWait == 0 {
+		c.HolderWait = c.StartTimeout + c.DeadAfter
+	}
+	if c.DeadAfter <= c.ProbeInterval {
+		return badVar("FLIP_DEAD_AFTER", "(%s) must be above FLIP_PROBE_INTERVAL (%s), or one lost probe is a failover; use at least 3 intervals", c.DeadAfter, c.ProbeInterval)
+	}
+	if c.GARPCount < 1 {
+		return badVar("FLIP_GARP_COUNT", "must be at least 1 (got %d): a moved address must be announced", c.GARPCount)
+	}
+	if c.FonulatorRetries < 0 {
+		return badVar("FLIP_FONULATOR_RETRIES", "must not be negative (got %d)", c.FonulatorRetries)
+	}
+	return nil
+}
+
+// resolveAddresses fills in the probe target and the source address, and
+// checks them against the box.
+func (c *config) resolveAddresses(spec envSpec, addrs map[string][]netip.Prefix) error {
+	first := c.VIPs[0]
+	if spec.ProbeTarget == "" {
+		c.ProbeTarget = net.JoinHostPort(first.Addr.String(), "5060")
+	} else {
+		t, err := parseHostPort(spec.ProbeTarget, 5060)
+		if err != nil {
+			return badVar("FLIP_PROBE_TARGET", "%q: %v; write ADDR or ADDR:PORT, e.g. %s:5060", spec.ProbeTarget, err, first.Addr)
+		}
+		c.ProbeTarget = t
+	}
+	if spec.Source == "" {
+		c.Source = first.Own.Addr()
+	} else {
+		a, err := netip.ParseAddr(strings.TrimSpace(spec.Source))
+		if err != nil {
+			return badVar("FLIP_SOURCE", "%q is not an IP address; give this box's own address, e.g. %s", spec.Source, first.Own.Addr())
+		}
+		if !hasAddr(addrs, a) {
+			return badVar("FLIP_SOURCE", "%s is not an address of this box; give this box's own address, e.g. %s", a, first.Own.Addr())
+		}
+		c.Source = a
+	}
+	for _, v := range c.VIPs {
+		if v.Addr == c.Source {
+			return badVar("FLIP_SOURCE", "%s is a VIP; probes must leave from this box's own address, never from a VIP", c.Source)
+		}
+	}
+	if c.has(kindFonebridge) && c.FonebridgeInterface == "" {
+		c.FonebridgeInterface = first.Iface
+	}
+	return nil
+}
+
+func hasAddr(addrs map[string][]netip.Prefix, a netip.Addr) bool {
+	for _, ps := range addrs {
+		for _, p := range ps {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseHostPort accepts ADDR or ADDR:PORT and returns host:port.
+func parseHostPort(s string, defPort int) (string, error) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(a.String(), strconv.Itoa(defPort)), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return "", errors.New("not an address with an optional port")
+	}
+	if ap.Port() == 0 {
+		return "", errors.New("port 0")
+	}
+	return ap.String(), nil
+}

@@ -1,0 +1,122 @@
+// Command flip keeps a two-box Asterisk PBX reachable when a box or its
+// Asterisk dies: the standby takes the virtual IPs, announces them, makes SIP
+// leave from the shared address, repoints the foneBRIDGE and starts Asterisk.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+const usageText = `usage: flip [run]            run the failover agent (configured by FLIP_* variables)
+       flip watch [TARGET]     measure a SIP outage from a client (flip watch -h)
+
+Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+See README.md for every FLIP_* variable.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "flip run: takes no arguments (got %q); configure it with FLIP_* variables\n", args)
+			return 2
+		}
+		return runAgent(stderr)
+	case "watch":
+		return runWatch(args, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usageText)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "flip: unknown command %q\n%s", cmd, usageText)
+		return 2
+	}
+}
+
+// runAgent validates everything first, so bad configuration exits with
+// status 2 before any address, route or service on the box is touched.
+func runAgent(stderr io.Writer) int {
+	cfg, err := loadConfig(systemInterfaces{})
+	if err != nil {
+		fmt.Fprintf(stderr, "flip: configuration error: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg.LogFormat, cfg.Name, stderr)
+	addrs := netlinkAddresses{}
+	resources, network := buildResources(cfg, log, addrs)
+	for _, r := range resources {
+		if fb, ok := r.(*foneBridge); ok {
+			if err := fb.Validate(); err != nil {
+				fmt.Fprintf(stderr, "flip: configuration error: %v\n", err)
+				return 2
+			}
+		}
+	}
+	p, err := newProber(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter)
+	if err != nil {
+		log.Error("cannot start the SIP probe", "err", err)
+		return 1
+	}
+	defer p.Close()
+
+	ag := &agent{
+		cfg:       cfg,
+		log:       log,
+		probe:     p.probe,
+		addrs:     addrs,
+		resources: resources,
+		network:   network,
+		announce: &announcer{
+			log:      log,
+			count:    cfg.GARPCount,
+			interval: cfg.GARPInterval,
+			send:     func(iface string, v vipSpec) error { return sendGARP(iface, v.Addr) },
+		},
+		findHolder: func(v vipSpec) (net.HardwareAddr, error) {
+			return findHolder(v.Iface, v.Own.Addr(), v.Addr, cfg.ARPCheckWindow)
+		},
+		resourceTimeout: func(r resource) time.Duration {
+			if fb, ok := r.(*foneBridge); ok {
+				// fonulator has its own per-run timeout and retries.
+				return time.Duration(fb.Retries+1)*(fb.Timeout+fb.RetryDelay) + cfg.ResourceTO
+			}
+			return cfg.ResourceTO
+		},
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := ag.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger logs with log/slog in text or JSON, tagged with the box name so
+// the two boxes' logs can be merged.
+func newLogger(format, box string, w io.Writer) *slog.Logger {
+	var h slog.Handler
+	if format == "json" {
+		h = slog.NewJSONHandler(w, nil)
+	} else {
+		h = slog.NewTextHandler(w, nil)
+	}
+	return slog.New(h).With("box", box)
+}

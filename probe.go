@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// probeResult is what one SIP OPTIONS probe learned. Sent is when the probe
+// left: silence is measured from the send time of the last answered probe,
+// and a probe sent before a role change never counts for the new role.
+type probeResult struct {
+	Sent     time.Time
+	Answered bool
+	Status   int    // SIP status code of the answer
+	Server   string // Server or User-Agent header of the answer
+	Err      error  // why there was no answer
+}
+
+// prober sends SIP OPTIONS to the service address. Any SIP response (200,
+// 404, 401, 403…) means the SIP stack is alive: Asterisk answers OPTIONS
+// differently depending on its config.
+type prober struct {
+	ua      *sipgo.UserAgent
+	client  *sipgo.Client
+	target  sip.Uri
+	timeout time.Duration
+}
+
+// newProber sends from source (this box's own address, never a VIP: after
+// the route src rewrite the kernel would pick the VIP) to target host:port.
+// timeout bounds each probe; an answer later than that is silence anyway.
+func newProber(source netip.Addr, target string, timeout time.Duration) (*prober, error) {
+	host, portStr, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, fmt.Errorf("probe target %q: %w", target, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("probe target %q: bad port: %w", target, err)
+	}
+	// sipgo logs every dropped transaction at debug/warn on its default
+	// logger; a probe that times out is normal here, so keep it quiet.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sip.SetDefaultLogger(quiet)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("flip"), sipgo.WithUserAgentHostname(source.String()))
+	if err != nil {
+		return nil, fmt.Errorf("SIP user agent: %w", err)
+	}
+	client, err := sipgo.NewClient(ua,
+		sipgo.WithClientConnectionAddr(net.JoinHostPort(source.String(), "0")),
+		sipgo.WithClientHostname(source.String()),
+		sipgo.WithClientLogger(quiet))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("SIP client from %s: %w", source, err)
+	}
+	return &prober{
+		ua:      ua,
+		client:  client,
+		target:  sip.Uri{Scheme: "sip", Host: host, Port: port},
+		timeout: timeout,
+	}, nil
+}
+
+// probe sends one OPTIONS and waits for its final answer or the timeout.
+// Each probe is a new request, so it gets a fresh Call-ID, Via branch, From
+// tag and CSeq: ldirectord's reused Call-ID made Asterisk answer old dialogs
+// on the wrong port.
+func (p *prober) probe(ctx context.Context) probeResult {
+	res := probeResult{Sent: time.Now()}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	req := sip.NewRequest(sip.OPTIONS, p.target)
+	resp, err := p.client.Do(ctx, req)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Answered = true
+	res.Status = resp.StatusCode
+	if h := resp.GetHeader("Server"); h != nil {
+		res.Server = h.Value()
+	} else if h := resp.GetHeader("User-Agent"); h != nil {
+		res.Server = h.Value()
+	}
+	return res
+}
+
+// Close releases the SIP transport.
+func (p *prober) Close() error { return p.ua.Close() }

@@ -1,0 +1,187 @@
+# lab.sh — a two-box Asterisk pair and a client in network namespaces, for
+# the end-to-end tests (netns_test.sh) and the demo (demo.sh). Source it.
+#
+# Topology, all TEST-NET, joined only to each other through a bridge that
+# lives in its own namespace (nothing touches the root namespace):
+#
+#   box a  192.0.2.11  eth0 ─┐
+#   box b  192.0.2.12  eth0 ─┼─ br0 (namespace "sw")
+#   client 192.0.2.50  eth0 ─┘
+#   VIP    192.0.2.100/24
+#
+# Every process the lab starts is recorded by PID and killed by PID in
+# lab_down; the namespaces are deleted there too (call it from a trap).
+
+LAB_VIP=192.0.2.100
+LAB_SUBNET=192.0.2.0/24
+declare -A LAB_ADDR=([a]=192.0.2.11 [b]=192.0.2.12 [c]=192.0.2.50)
+LAB_ID=${LAB_ID:-$$}
+LAB_PIDS=()
+
+lab_ns() { echo "flip$LAB_ID-$1"; }
+lab_exec() { local n=$1; shift; ip netns exec "$(lab_ns "$n")" "$@"; }
+
+# lab_up DIR: builds the namespaces; DIR holds logs and state.
+lab_up() {
+	LAB_DIR=$1
+	mkdir -p "$LAB_DIR"
+	ip netns add "$(lab_ns sw)"
+	lab_exec sw ip link add br0 type bridge
+	lab_exec sw ip link set br0 up
+	lab_exec sw ip link set lo up
+	local n
+	for n in a b c; do
+		ip netns add "$(lab_ns "$n")"
+		ip link add eth0 netns "$(lab_ns "$n")" type veth peer name "p$n" netns "$(lab_ns sw)"
+		lab_exec sw ip link set "p$n" master br0 up
+		lab_exec "$n" ip link set lo up
+		lab_exec "$n" ip addr add "${LAB_ADDR[$n]}/24" dev eth0
+		lab_exec "$n" ip link set eth0 up
+		mkdir -p "$LAB_DIR/$n"
+	done
+	# The boxes' kernels must answer ARP only for addresses they hold.
+	for n in a b; do
+		lab_exec "$n" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.promote_secondaries=1
+	done
+	lab_wait_dad
+}
+
+# lab_wait_dad waits (bounded) until all three links are up.
+lab_wait_dad() {
+	local i
+	for i in $(seq 1 50); do
+		if [ "$(lab_exec a cat /sys/class/net/eth0/operstate)$(lab_exec b cat /sys/class/net/eth0/operstate)$(lab_exec c cat /sys/class/net/eth0/operstate)" = upupup ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "lab: links did not come up" >&2
+	return 1
+}
+
+lab_down() {
+	local p n
+	for p in "${LAB_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null
+	done
+	for n in a b; do
+		for p in "$LAB_DIR/$n"/state/*.pid; do
+			[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
+		done
+	done
+	for p in "${LAB_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	LAB_PIDS=()
+	for n in a b c sw; do
+		ip netns del "$(lab_ns "$n")" 2>/dev/null
+	done
+	return 0
+}
+
+# lab_flip BOX [VAR=VALUE…]: starts flip on BOX with the lab's defaults,
+# overridden by the given variables; its PID goes to LAB_FLIP_PID[BOX].
+declare -A LAB_FLIP_PID
+lab_flip() {
+	local box=$1; shift
+	local primary=false
+	[ "$box" = a ] && primary=true
+	# Not through lab_exec: $! must be flip's own PID (ip netns exec and env
+	# exec into it), not a subshell's.
+	ip netns exec "$(lab_ns "$box")" env -i PATH="$PATH" \
+		FLIP_NAME="box-$box" \
+		FLIP_RESOURCES="${LAB_RESOURCES:-$LAB_VIP/24 routes fonebridge asterisk}" \
+		FLIP_PRIMARY="$primary" \
+		FLIP_SERVICE_CMD="$LAB_ROOT/testdata/standin-service {action} {name}" \
+		FLIP_FONULATOR="$LAB_ROOT/testdata/fonulator" \
+		FLIP_FONEBRIDGE_CONF="$LAB_DIR/$box/redfone.conf" \
+		FLIP_INIT_DEAD="${LAB_INIT_DEAD:-30s}" \
+		FLIP_START_TIMEOUT="${LAB_START_TIMEOUT:-60s}" \
+		FONULATOR_LOG="$LAB_DIR/$box/fonulator.log" \
+		STANDIN_STATE_DIR="$LAB_DIR/$box/state" \
+		STANDIN_BIN="$LAB_BIN/standin-asterisk" \
+		STANDIN_ARGS="-name standin-asterisk-box-$box ${LAB_STANDIN_ARGS:-}" \
+		"$@" \
+		"$LAB_BIN/flip" >>"$LAB_DIR/$box/flip.log" 2>&1 &
+	LAB_FLIP_PID[$box]=$!
+	LAB_PIDS+=($!)
+}
+
+# lab_redfone BOX: writes the box's redfone.conf (as the foneBRIDGE's
+# installer would, with some other MAC in server=).
+lab_redfone() {
+	cat >"$LAB_DIR/$1/redfone.conf" <<'EOF'
+[globals]
+fb=203.0.113.5
+port=1
+server=00:00:5e:00:53:01
+priorities=0,0,0,0
+
+[span1]
+framing=esf
+encoding=b8zs
+EOF
+}
+
+# lab_standin BOX ARGS…: starts the stand-in Asterisk on BOX directly (hot
+# standby), through the same service script flip uses.
+lab_standin() {
+	local box=$1; shift
+	lab_exec "$box" env STANDIN_STATE_DIR="$LAB_DIR/$box/state" STANDIN_BIN="$LAB_BIN/standin-asterisk" \
+		STANDIN_ARGS="-name standin-asterisk-box-$box $*" "$LAB_ROOT/testdata/standin-service" start asterisk
+}
+
+lab_mac() { lab_exec "$1" cat /sys/class/net/eth0/address; }
+
+# lab_holds BOX: true if BOX has the VIP.
+lab_holds() { lab_exec "$1" ip -4 -o addr show dev eth0 | grep -q " $LAB_VIP/"; }
+
+# lab_holders: prints which boxes hold the VIP ("a", "b", "a b" or "").
+lab_holders() {
+	local out=() n
+	for n in a b; do lab_holds "$n" && out+=("$n"); done
+	echo "${out[*]}"
+}
+
+# lab_wait SECONDS CMD…: polls CMD every 50 ms until it succeeds or time is up.
+lab_wait() {
+	local limit=$1; shift
+	local end=$((SECONDS + limit + 1)) i
+	for i in $(seq 1 $((limit * 20 + 1))); do
+		"$@" && return 0
+		[ $SECONDS -ge $end ] && break
+		sleep 0.05
+	done
+	return 1
+}
+
+# lab_cut BOX / lab_join BOX: unplug and replug a box's cable at the switch.
+lab_cut() { lab_exec sw ip link set "p$1" down; }
+lab_join() { lab_exec sw ip link set "p$1" up; }
+
+# lab_power_off BOX: the box dies: cable cut, every process of it killed,
+# and (like a reboot) its addresses back to the boot configuration.
+lab_power_off() {
+	local box=$1 p
+	lab_cut "$box"
+	kill -9 "${LAB_FLIP_PID[$box]}" 2>/dev/null
+	wait "${LAB_FLIP_PID[$box]}" 2>/dev/null
+	for p in "$LAB_DIR/$box"/state/*.pid; do
+		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null && rm -f "$p"
+	done
+	lab_exec "$box" ip addr del "$LAB_VIP/24" dev eth0 2>/dev/null
+	return 0
+}
+
+# lab_client_neigh: the client's neighbour entry (MAC) for the VIP.
+lab_client_neigh() { lab_exec c ip neigh show "$LAB_VIP" dev eth0 | awk '{for(i=1;i<=NF;i++) if($i=="lladdr") print $(i+1)}'; }
+
+# lab_sipp: the independent witness: sipp in the client sends one OPTIONS to
+# the VIP and must get an answer.
+lab_sipp() {
+	(cd "$LAB_DIR/c" && lab_exec c timeout 20 sipp -sf "$LAB_ROOT/testdata/sipp-options.xml" \
+		-i "${LAB_ADDR[c]}" -p 5070 -m 1 -timeout 10s -timeout_error -recv_timeout 3000 \
+		"$LAB_VIP:5060" >sipp.out 2>&1)
+}
+
+lab_log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
