@@ -21,8 +21,8 @@ type agent struct {
 	// network is how many leading resources are VIPs and routes: the
 	// announcement goes out right after them, so the first answers of the
 	// services already leave from a VIP the network knows.
-	network   int
-	announce  *announcer
+	network    int
+	announce   *announcer
 	findHolder func(v vipSpec) (net.HardwareAddr, error)
 	// resourceTimeout bounds one start or stop of a resource.
 	resourceTimeout func(r resource) time.Duration

@@ -86,9 +86,9 @@ type vipResource struct {
 	addrs addressConfigurer
 }
 
-func (r *vipResource) Name() string                    { return r.vip.Prefix.String() }
-func (r *vipResource) Start(context.Context) error     { return r.addrs.Configure(r.vip) }
-func (r *vipResource) Stop(context.Context) error      { return r.addrs.Deconfigure(r.vip) }
+func (r *vipResource) Name() string                { return r.vip.Prefix.String() }
+func (r *vipResource) Start(context.Context) error { return r.addrs.Configure(r.vip) }
+func (r *vipResource) Stop(context.Context) error  { return r.addrs.Deconfigure(r.vip) }
 func (r *vipResource) Check(ctx context.Context) error {
 	ok, err := r.addrs.Query(r.vip)
 	if err != nil {
