@@ -260,9 +260,6 @@ func (c *config) checkTimings() error {
 			return badVar(p.name, "must be a positive duration like 100ms or 2s, not %s", p.d)
 		}
 	}
-	if c.InitDead < 0 {
-		return badVar("FLIP_INIT_DEAD", "must not be negative (%s)", c.InitDead)
-	}
 	if c.HolderWait < 0 {
 		return badVar("FLIP_HOLDER_WAIT", "must not be negative (%s); 0 means FLIP_START_TIMEOUT + FLIP_DEAD_AFTER", c.HolderWait)
 	}
@@ -271,6 +268,9 @@ func (c *config) checkTimings() error {
 	}
 	if c.DeadAfter <= c.ProbeInterval {
 		return badVar("FLIP_DEAD_AFTER", "(%s) must be above FLIP_PROBE_INTERVAL (%s), or one lost probe is a failover; use at least 3 intervals", c.DeadAfter, c.ProbeInterval)
+	}
+	if c.InitDead < 2*c.DeadAfter {
+		return badVar("FLIP_INIT_DEAD", "(%s) must be at least 2 × FLIP_DEAD_AFTER (%s), so that at a cold start the primary takes over before the other box may", c.InitDead, c.DeadAfter)
 	}
 	if c.GARPCount < 1 {
 		return badVar("FLIP_GARP_COUNT", "must be at least 1 (got %d): a moved address must be announced", c.GARPCount)

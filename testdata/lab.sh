@@ -61,17 +61,19 @@ lab_wait_dad() {
 
 lab_down() {
 	local p n
-	for p in "${LAB_PIDS[@]}"; do
-		kill -9 "$p" 2>/dev/null
-	done
-	for n in a b; do
-		for p in "$LAB_DIR/$n"/state/*.pid; do
-			[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
+	{
+		for p in "${LAB_PIDS[@]}"; do
+			kill -9 "$p"
 		done
-	done
-	for p in "${LAB_PIDS[@]}"; do
-		wait "$p" 2>/dev/null
-	done
+		for n in a b; do
+			for p in "$LAB_DIR/$n"/state/*.pid; do
+				[ -f "$p" ] && kill -9 "$(cat "$p")"
+			done
+		done
+		for p in "${LAB_PIDS[@]}"; do
+			wait "$p"
+		done
+	} 2>/dev/null
 	LAB_PIDS=()
 	for n in a b c sw; do
 		ip netns del "$(lab_ns "$n")" 2>/dev/null
@@ -164,8 +166,10 @@ lab_join() { lab_exec sw ip link set "p$1" up; }
 lab_power_off() {
 	local box=$1 p
 	lab_cut "$box"
-	kill -9 "${LAB_FLIP_PID[$box]}" 2>/dev/null
-	wait "${LAB_FLIP_PID[$box]}" 2>/dev/null
+	{
+		kill -9 "${LAB_FLIP_PID[$box]}"
+		wait "${LAB_FLIP_PID[$box]}"
+	} 2>/dev/null
 	for p in "$LAB_DIR/$box"/state/*.pid; do
 		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null && rm -f "$p"
 	done
@@ -180,7 +184,7 @@ lab_client_neigh() { lab_exec c ip neigh show "$LAB_VIP" dev eth0 | awk '{for(i=
 # the VIP and must get an answer.
 lab_sipp() {
 	(cd "$LAB_DIR/c" && lab_exec c timeout 20 sipp -sf "$LAB_ROOT/testdata/sipp-options.xml" \
-		-i "${LAB_ADDR[c]}" -p 5070 -m 1 -timeout 10s -timeout_error -recv_timeout 3000 \
+		-i "${LAB_ADDR[c]}" -bind_local -p 5070 -m 1 -timeout 10s -timeout_error -recv_timeout 3000 \
 		"$LAB_VIP:5060" >sipp.out 2>&1)
 }
 
