@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -41,7 +42,7 @@ func runCommand(ctx context.Context, timeout time.Duration, argv []string) (stri
 	if err == nil {
 		return text, nil
 	}
-	if errors.Is(err, exec.ErrNotFound) {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		return text, fmt.Errorf("%q: %w", argv[0], errNotFound)
 	}
 	if ctx.Err() == context.DeadlineExceeded {

@@ -15,35 +15,35 @@ import (
 	"github.com/kelseyhightower/envconfig"
 )
 
-// envSpec is the raw environment contract, decoded by envconfig from FLIP_*.
+// envSpec is the raw environment contract, decoded by envconfig.
 // Every field is validated again in loadConfig: envconfig's `default` applies
 // only to unset variables and `required` does not catch set-but-empty ones.
 type envSpec struct {
-	Resources     string        `envconfig:"RESOURCES"`
-	Primary       bool          `envconfig:"PRIMARY" default:"false"`
-	ProbeTarget   string        `envconfig:"PROBE_TARGET"`
-	Source        string        `envconfig:"SOURCE"`
-	ProbeInterval time.Duration `envconfig:"PROBE_INTERVAL" default:"100ms"`
-	DeadAfter     time.Duration `envconfig:"DEAD_AFTER" default:"1s"`
-	InitDead      time.Duration `envconfig:"INIT_DEAD" default:"30s"`
-	StartTimeout  time.Duration `envconfig:"START_TIMEOUT" default:"60s"`
-	HolderWait    time.Duration `envconfig:"HOLDER_WAIT" default:"0"`
-	ServiceCmd    string        `envconfig:"SERVICE_CMD" default:"systemctl {action} {name}"`
-	ResourceTO    time.Duration `envconfig:"RESOURCE_TIMEOUT" default:"30s"`
+	Resources     string        `envconfig:"FLIP_RESOURCES"`
+	Primary       bool          `envconfig:"FLIP_PRIMARY" default:"false"`
+	ProbeTarget   string        `envconfig:"FLIP_PROBE_TARGET"`
+	Source        string        `envconfig:"FLIP_SOURCE"`
+	ProbeInterval time.Duration `envconfig:"FLIP_PROBE_INTERVAL" default:"100ms"`
+	DeadAfter     time.Duration `envconfig:"FLIP_DEAD_AFTER" default:"1s"`
+	InitDead      time.Duration `envconfig:"FLIP_INIT_DEAD" default:"30s"`
+	StartTimeout  time.Duration `envconfig:"FLIP_START_TIMEOUT" default:"60s"`
+	HolderWait    time.Duration `envconfig:"FLIP_HOLDER_WAIT" default:"0"`
+	ServiceCmd    string        `envconfig:"FLIP_SERVICE_CMD" default:"systemctl {action} {name}"`
+	ResourceTO    time.Duration `envconfig:"FLIP_RESOURCE_TIMEOUT" default:"30s"`
 
-	FonebridgeConf      string        `envconfig:"FONEBRIDGE_CONF" default:"/etc/redfone.conf"`
-	FonebridgeInterface string        `envconfig:"FONEBRIDGE_INTERFACE"`
-	Fonulator           string        `envconfig:"FONULATOR" default:"fonulator"`
-	FonulatorTimeout    time.Duration `envconfig:"FONULATOR_TIMEOUT" default:"30s"`
-	FonulatorRetries    int           `envconfig:"FONULATOR_RETRIES" default:"2"`
+	FonebridgeConf      string        `envconfig:"FLIP_FONEBRIDGE_CONF" default:"/etc/redfone.conf"`
+	FonebridgeInterface string        `envconfig:"FLIP_FONEBRIDGE_INTERFACE"`
+	Fonulator           string        `envconfig:"FLIP_FONULATOR" default:"fonulator"`
+	FonulatorTimeout    time.Duration `envconfig:"FLIP_FONULATOR_TIMEOUT" default:"30s"`
+	FonulatorRetries    int           `envconfig:"FLIP_FONULATOR_RETRIES" default:"2"`
 
-	GARPCount      int           `envconfig:"GARP_COUNT" default:"5"`
-	GARPInterval   time.Duration `envconfig:"GARP_INTERVAL" default:"1s"`
-	ARPCheckWindow time.Duration `envconfig:"ARP_CHECK_WINDOW" default:"60ms"`
-	HolderRecheck  time.Duration `envconfig:"HOLDER_RECHECK" default:"20ms"`
+	GARPCount      int           `envconfig:"FLIP_GARP_COUNT" default:"5"`
+	GARPInterval   time.Duration `envconfig:"FLIP_GARP_INTERVAL" default:"1s"`
+	ARPCheckWindow time.Duration `envconfig:"FLIP_ARP_CHECK_WINDOW" default:"60ms"`
+	HolderRecheck  time.Duration `envconfig:"FLIP_HOLDER_RECHECK" default:"20ms"`
 
-	LogFormat string `envconfig:"LOG_FORMAT" default:"text"`
-	Name      string `envconfig:"NAME"`
+	LogFormat string `envconfig:"FLIP_LOG_FORMAT" default:"text"`
+	Name      string `envconfig:"FLIP_NAME"`
 }
 
 // config is the validated configuration the agent runs with.
@@ -201,7 +201,7 @@ func decodeEnv(spec *envSpec) error {
 	known := map[string]reflect.StructField{}
 	t := reflect.TypeOf(*spec)
 	for i := 0; i < t.NumField(); i++ {
-		known["FLIP_"+t.Field(i).Tag.Get("envconfig")] = t.Field(i)
+		known[t.Field(i).Tag.Get("envconfig")] = t.Field(i)
 	}
 	var names []string
 	for _, kv := range os.Environ() {
@@ -220,7 +220,9 @@ func decodeEnv(spec *envSpec) error {
 			return badVar(name, "is set but empty; give a value or unset it for the default %q", f.Tag.Get("default"))
 		}
 	}
-	if err := envconfig.Process("FLIP", spec); err != nil {
+	// Full names in the tags and no prefix: with a prefix, envconfig falls
+	// back to the bare name (RESOURCES, PRIMARY…) when FLIP_X is unset.
+	if err := envconfig.Process("", spec); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
 			return badVar(pe.KeyName, "%q cannot be read as %s: %v", pe.Value, pe.TypeName, pe.Err)

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -61,6 +63,10 @@ func runAgent(stderr io.Writer) int {
 	log := newLogger(cfg.LogFormat, cfg.Name, stderr)
 	addrs := netlinkAddresses{}
 	resources, network := buildResources(cfg, log, addrs)
+	if err := checkCommands(cfg); err != nil {
+		fmt.Fprintf(stderr, "flip: configuration error: %v\n", err)
+		return 2
+	}
 	for _, r := range resources {
 		if fb, ok := r.(*foneBridge); ok {
 			if err := fb.Validate(); err != nil {
@@ -107,6 +113,19 @@ func runAgent(stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// checkCommands makes sure the service command exists when a service is
+// listed: a missing systemctl must show at start, not at the first takeover.
+func checkCommands(cfg *config) error {
+	if !cfg.has(kindService) {
+		return nil
+	}
+	prog := strings.Fields(cfg.ServiceCmd)[0]
+	if _, err := exec.LookPath(prog); err != nil {
+		return badVar("FLIP_SERVICE_CMD", "%q not found (%v); install it or point FLIP_SERVICE_CMD at the command that starts services", prog, err)
+	}
+	return nil
 }
 
 // newLogger logs with log/slog in text or JSON, tagged with the box name so

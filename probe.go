@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
+
+// quietSIPOnce silences sipgo's process-wide default logger once: it logs
+// every dropped transaction, and a probe that times out is normal here. It
+// is an unguarded global, so it must not be set while transports run.
+var quietSIPOnce sync.Once
 
 // probeResult is what one SIP OPTIONS probe learned. Sent is when the probe
 // left: silence is measured from the send time of the last answered probe,
@@ -47,10 +52,8 @@ func newProber(source netip.Addr, target string, timeout time.Duration) (*prober
 	if err != nil {
 		return nil, fmt.Errorf("probe target %q: bad port: %w", target, err)
 	}
-	// sipgo logs every dropped transaction at debug/warn on its default
-	// logger; a probe that times out is normal here, so keep it quiet.
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sip.SetDefaultLogger(quiet)
+	quiet := slog.New(slog.DiscardHandler)
+	quietSIPOnce.Do(func() { sip.SetDefaultLogger(quiet) })
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("flip"), sipgo.WithUserAgentHostname(source.String()))
 	if err != nil {
 		return nil, fmt.Errorf("SIP user agent: %w", err)

@@ -27,7 +27,7 @@ func TestREADMEConfigTable(t *testing.T) {
 	typ := reflect.TypeOf(envSpec{})
 	for i := 0; i < typ.NumField(); i++ {
 		f := typ.Field(i)
-		name := "FLIP_" + f.Tag.Get("envconfig")
+		name := f.Tag.Get("envconfig")
 		doc, ok := documented[name]
 		if !ok {
 			t.Errorf("%s is not in the README's configuration table", name)

@@ -62,6 +62,7 @@ func parseResources(s string, addrs map[string][]netip.Prefix) ([]resourceSpec, 
 	const name = "FLIP_RESOURCES"
 	var out []resourceSpec
 	seen := map[string]bool{}
+	seenVIP := map[netip.Addr]string{}
 	sawOther := false
 	for _, tok := range strings.Fields(s) {
 		if seen[tok] {
@@ -75,6 +76,10 @@ func parseResources(s string, addrs map[string][]netip.Prefix) ([]resourceSpec, 
 			if err != nil {
 				return nil, badVar(name, "%v", err)
 			}
+			if prev, dup := seenVIP[v.Addr]; dup {
+				return nil, badVar(name, "%q and %q are the same VIP; list each address once", prev, tok)
+			}
+			seenVIP[v.Addr] = tok
 			r.Kind, r.VIP = kindVIP, v
 		case tok == "routes":
 			r.Kind = kindRoutes
@@ -215,6 +220,5 @@ func newExecResource(path string, timeout time.Duration) *commandResource {
 	}
 }
 
-// errNotFound marks a command that is not installed; config validation
-// reports it before anything runs.
+// errNotFound marks a command that is not installed.
 var errNotFound = errors.New("command not found")
