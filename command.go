@@ -20,41 +20,73 @@ const commandOutputLimit = 4096
 // got SIGKILL before Wait gives up on its pipes.
 const commandKillGrace = 2 * time.Second
 
-// runCommand runs argv with stdin from /dev/null (an interactive prompt must
-// never hang a takeover), in its own process group (so a timeout kills the
-// children a script started, too), with combined output captured. The error
-// names the command, says whether it timed out, and carries the output.
-func runCommand(ctx context.Context, timeout time.Duration, argv []string) (string, error) {
+// commandRun is the outcome of one external command.
+type commandRun struct {
+	Output   string // the last commandOutputLimit bytes of stdout+stderr
+	Code     int    // exit code; -1 when it did not exit by itself
+	TimedOut bool   // killed (with its process group) at the timeout
+	Err      error  // nil on success
+	Duration time.Duration
+}
+
+// execCommand runs argv with stdin from /dev/null (an interactive prompt
+// must never hang a takeover), in its own process group (so a timeout kills
+// the children a script started, too), with combined output captured.
+func execCommand(ctx context.Context, timeout time.Duration, argv []string) commandRun {
 	if len(argv) == 0 {
-		return "", errors.New("empty command")
+		return commandRun{Code: -1, Err: errors.New("empty command")}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
 	cmd.Stdin = nil // /dev/null
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = commandKillGrace
+	start := time.Now()
 	err := cmd.Run()
-	text := strings.TrimSpace(out.String())
-	if err == nil {
-		return text, nil
+	r := commandRun{Output: strings.TrimSpace(out.String()), Code: -1, Duration: time.Since(start)}
+	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
+		r.Code = cmd.ProcessState.ExitCode()
 	}
-	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-		return text, fmt.Errorf("%q: %w", argv[0], errNotFound)
+	switch {
+	case err == nil, errors.Is(err, exec.ErrWaitDelay) && r.Code == 0:
+		// ErrWaitDelay after a clean exit: a straggler kept the pipes
+		// open, but the command itself did its job.
+		return r
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		r.Err = fmt.Errorf("%q: %w", argv[0], errNotFound)
+	case runCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+		r.TimedOut = true
+		r.Err = fmt.Errorf("timed out after %s and was killed with its process group", timeout)
+	case ctx.Err() != nil:
+		r.Err = fmt.Errorf("cancelled and killed: %w", ctx.Err())
+	default:
+		r.Err = err
 	}
-	if ctx.Err() == context.DeadlineExceeded {
-		err = fmt.Errorf("timed out after %s and was killed", timeout)
-	}
-	if text != "" {
-		return text, fmt.Errorf("%s: %w; output: %s", strings.Join(argv, " "), err, text)
-	}
-	return text, fmt.Errorf("%s: %w (no output)", strings.Join(argv, " "), err)
+	return r
 }
 
-// tailBuffer keeps the last commandOutputLimit bytes written to it.
+// runCommand runs argv like execCommand and folds the outcome into one error
+// that names the command and carries its output.
+func runCommand(ctx context.Context, timeout time.Duration, argv []string) (string, error) {
+	r := execCommand(ctx, timeout, argv)
+	if r.Err == nil {
+		return r.Output, nil
+	}
+	if errors.Is(r.Err, errNotFound) {
+		return r.Output, r.Err
+	}
+	if r.Output != "" {
+		return r.Output, fmt.Errorf("%s: %w; output: %s", strings.Join(argv, " "), r.Err, r.Output)
+	}
+	return r.Output, fmt.Errorf("%s: %w (no output)", strings.Join(argv, " "), r.Err)
+}
+
+// tailBuffer keeps the last commandOutputLimit bytes written to it. exec
+// calls Write from one goroutine when Stdout and Stderr are the same writer.
 type tailBuffer struct{ b bytes.Buffer }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
