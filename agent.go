@@ -26,6 +26,8 @@ type agent struct {
 	findHolder func(v vipSpec) (net.HardwareAddr, error)
 	// resourceTimeout bounds one start or stop of a resource.
 	resourceTimeout func(r resource) time.Duration
+	// ev hears about everything the agent does (metrics, hooks, systemd).
+	ev events
 }
 
 // buildResources turns the parsed FLIP_RESOURCES into resources.
@@ -106,6 +108,7 @@ func (a *agent) resume(now time.Time) error {
 		a.announce.Start(a.cfg.VIPs)
 	}
 	a.m = newMachine(a.timing(), now, r)
+	a.ev.Started(r, held)
 	a.log.Info("started", "role", r, "vips_held", held, "primary", a.cfg.Primary,
 		"probe_target", a.cfg.ProbeTarget, "source", a.cfg.Source)
 	return nil
@@ -146,6 +149,7 @@ func (a *agent) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			a.announce.Stop()
+			a.ev.Stopping()
 			a.log.Info("stopping; box left as it is", "role", a.m.role)
 			return nil
 		case <-ticker.C:
@@ -153,6 +157,7 @@ func (a *agent) run(ctx context.Context) error {
 			continue
 		case r := <-results:
 			a.m.observe(r)
+			a.ev.Probed(r)
 		case <-timer.C:
 		}
 		next := a.step(ctx, results)
@@ -194,6 +199,9 @@ func (a *agent) holderCheck(results <-chan probeResult) bool {
 			continue
 		}
 		first := a.m.holderSince.IsZero()
+		if first {
+			a.ev.Conflict(v.Addr, mac)
+		}
 		if a.m.holderSeen(time.Now()) {
 			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac, "wait", a.cfg.HolderWait)
 			break
@@ -207,6 +215,7 @@ func (a *agent) holderCheck(results <-chan probeResult) bool {
 		select {
 		case r := <-results:
 			a.m.observe(r)
+			a.ev.Probed(r)
 		default:
 			v, _, _ := a.m.decide(time.Now())
 			return v != verdictTakeover
@@ -230,16 +239,19 @@ func (a *agent) takeover(ctx context.Context, reason string) {
 			a.stopAll(ctx, i)
 			a.m.setRole(rolePassive, time.Now())
 			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(time.Since(start)))
+			a.ev.Transition(rolePassive, rolePassive, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
 			return
 		}
 		if i == a.network-1 {
 			t := time.Now()
 			a.announce.Start(a.cfg.VIPs)
+			a.ev.Phase("announce", "gratuitous ARP", time.Since(t), nil)
 			phases = append(phases, "announce="+ms(time.Since(t)))
 			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
 		}
 	}
 	a.log.Info("takeover complete", "total", ms(time.Since(start)), "phases", strings.Join(phases, " "), "reason", reason)
+	a.ev.Transition(rolePassive, roleActive, reason, true, time.Since(start))
 }
 
 // release stops every resource right to left: services first, then routes
@@ -252,6 +264,7 @@ func (a *agent) release(ctx context.Context, reason string) {
 	a.stopAll(ctx, len(a.resources)-1)
 	a.m.setRole(rolePassive, time.Now())
 	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
+	a.ev.Transition(roleActive, rolePassive, reason, true, time.Since(start))
 }
 
 // stopAll stops resources[last] down to resources[0]. A failing stop is
@@ -279,6 +292,7 @@ func (a *agent) phase(ctx context.Context, action string, r resource) (time.Dura
 		err = r.Stop(ctx)
 	}
 	d := time.Since(t)
+	a.ev.Phase(action, r.Name(), d, err)
 	if err == nil {
 		a.log.Info("phase done", "action", action, "resource", r.Name(), "duration", ms(d))
 	}

@@ -42,6 +42,11 @@ type envSpec struct {
 	ARPCheckWindow time.Duration `envconfig:"FLIP_ARP_CHECK_WINDOW" default:"60ms"`
 	HolderRecheck  time.Duration `envconfig:"FLIP_HOLDER_RECHECK" default:"20ms"`
 
+	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
+	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
+	NotifyTimeout time.Duration `envconfig:"FLIP_NOTIFY_TIMEOUT" default:"10s"`
+	ControlSocket string        `envconfig:"FLIP_CONTROL_SOCKET" default:"/run/flip/flip.sock"`
+
 	LogFormat string `envconfig:"FLIP_LOG_FORMAT" default:"text"`
 	Name      string `envconfig:"FLIP_NAME"`
 }
@@ -72,6 +77,11 @@ type config struct {
 	GARPInterval   time.Duration
 	ARPCheckWindow time.Duration
 	HolderRecheck  time.Duration
+
+	MetricsAddr   string // host:port for Prometheus and /status; "" = off
+	NotifyCmd     string // run on every role change; "" = none
+	NotifyTimeout time.Duration
+	ControlSocket string // Unix socket for flip status/switchover/…
 
 	LogFormat string
 	Name      string // this box in logs
@@ -152,6 +162,10 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		GARPInterval:        spec.GARPInterval,
 		ARPCheckWindow:      spec.ARPCheckWindow,
 		HolderRecheck:       spec.HolderRecheck,
+		MetricsAddr:         strings.TrimSpace(spec.MetricsAddr),
+		NotifyCmd:           strings.TrimSpace(spec.NotifyCmd),
+		NotifyTimeout:       spec.NotifyTimeout,
+		ControlSocket:       spec.ControlSocket,
 		LogFormat:           spec.LogFormat,
 		Name:                strings.TrimSpace(spec.Name),
 	}
@@ -160,6 +174,14 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	if err := c.checkTimings(); err != nil {
 		return nil, err
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return nil, badVar("FLIP_METRICS_ADDR", "%q is not HOST:PORT (%v); e.g. 127.0.0.1:9641, or leave it empty for no metrics", c.MetricsAddr, err)
+		}
+	}
+	if c.ControlSocket == "" || !strings.HasPrefix(c.ControlSocket, "/") {
+		return nil, badVar("FLIP_CONTROL_SOCKET", "%q must be an absolute path, e.g. /run/flip/flip.sock", c.ControlSocket)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return nil, badVar("FLIP_LOG_FORMAT", "%q is not a log format; use text or json", c.LogFormat)
@@ -256,6 +278,7 @@ func (c *config) checkTimings() error {
 		{"FLIP_GARP_INTERVAL", c.GARPInterval},
 		{"FLIP_ARP_CHECK_WINDOW", c.ARPCheckWindow},
 		{"FLIP_HOLDER_RECHECK", c.HolderRecheck},
+		{"FLIP_NOTIFY_TIMEOUT", c.NotifyTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

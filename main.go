@@ -98,6 +98,7 @@ func runAgent(stderr io.Writer) int {
 		findHolder: func(v vipSpec) (net.HardwareAddr, error) {
 			return findHolder(v.Iface, v.Own.Addr(), v.Addr, cfg.ARPCheckWindow)
 		},
+		ev: multiEvents{},
 		resourceTimeout: func(r resource) time.Duration {
 			if fb, ok := r.(*foneBridge); ok {
 				// fonulator has its own per-run timeout and retries.

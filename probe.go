@@ -25,9 +25,10 @@ var quietSIPOnce sync.Once
 type probeResult struct {
 	Sent     time.Time
 	Answered bool
-	Status   int    // SIP status code of the answer
-	Server   string // Server or User-Agent header of the answer
-	Err      error  // why there was no answer
+	Status   int           // SIP status code of the answer
+	Server   string        // Server or User-Agent header of the answer
+	RTT      time.Duration // send to answer, when answered
+	Err      error         // why there was no answer
 }
 
 // prober sends SIP OPTIONS to the service address. Any SIP response (200,
@@ -89,6 +90,7 @@ func (p *prober) probe(ctx context.Context) probeResult {
 		return res
 	}
 	res.Answered = true
+	res.RTT = time.Since(res.Sent)
 	res.Status = resp.StatusCode
 	if h := resp.GetHeader("Server"); h != nil {
 		res.Server = h.Value()

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// events is told what the agent does, so that metrics, the notify hook and
+// systemd's status line can follow it without the agent knowing them. Calls
+// come from the agent's loop, one at a time: an implementation must return
+// quickly and never block (a takeover waits for it).
+type events interface {
+	// Started: the agent looked at the box and resumes in this role.
+	Started(r role, vipsHeld int)
+	// Probed: one probe result (RTT is set when it was answered).
+	Probed(r probeResult)
+	// Phase: one resource started or stopped, or the announcement sent.
+	Phase(action, resource string, d time.Duration, err error)
+	// Transition: the role changed (from != to), or a takeover was aborted
+	// (from == to == passive, ok false). total is the takeover or release
+	// time; reason says why, in words an operator can act on.
+	Transition(from, to role, reason string, ok bool, total time.Duration)
+	// Conflict: another MAC claims a VIP this box wants or holds.
+	Conflict(vip netip.Addr, holder net.HardwareAddr)
+	// Stopping: the agent is exiting and leaves the box as it is.
+	Stopping()
+}
+
+// nopEvents ignores everything; embed it to implement only some methods.
+type nopEvents struct{}
+
+func (nopEvents) Started(role, int)                                  {}
+func (nopEvents) Probed(probeResult)                                 {}
+func (nopEvents) Phase(string, string, time.Duration, error)         {}
+func (nopEvents) Transition(role, role, string, bool, time.Duration) {}
+func (nopEvents) Conflict(netip.Addr, net.HardwareAddr)              {}
+func (nopEvents) Stopping()                                          {}
+
+// multiEvents tells every listener, in order.
+type multiEvents []events
+
+func (m multiEvents) Started(r role, held int) {
+	for _, e := range m {
+		e.Started(r, held)
+	}
+}
+
+func (m multiEvents) Probed(r probeResult) {
+	for _, e := range m {
+		e.Probed(r)
+	}
+}
+
+func (m multiEvents) Phase(action, resource string, d time.Duration, err error) {
+	for _, e := range m {
+		e.Phase(action, resource, d, err)
+	}
+}
+
+func (m multiEvents) Transition(from, to role, reason string, ok bool, total time.Duration) {
+	for _, e := range m {
+		e.Transition(from, to, reason, ok, total)
+	}
+}
+
+func (m multiEvents) Conflict(vip netip.Addr, holder net.HardwareAddr) {
+	for _, e := range m {
+		e.Conflict(vip, holder)
+	}
+}
+
+func (m multiEvents) Stopping() {
+	for _, e := range m {
+		e.Stopping()
+	}
+}
