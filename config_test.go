@@ -126,6 +126,8 @@ func ftDefaultConfig() *config {
 		GARPInterval:     time.Second,
 		ARPCheckWindow:   60 * time.Millisecond,
 		HolderRecheck:    20 * time.Millisecond,
+		NotifyTimeout:    10 * time.Second,
+		ControlSocket:    "/run/flip/flip.sock",
 		LogFormat:        "text",
 		Name:             "pbx1",
 	}
