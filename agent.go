@@ -168,32 +168,35 @@ func (a *agent) run(ctx context.Context) error {
 // step asks the machine what to do now and does it. It returns when to ask
 // again if nothing else happens first.
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
-	now := time.Now()
-	v, reason, next := a.m.decide(now)
-	switch v {
+	d := a.m.decide(time.Now())
+	switch d.Verdict {
 	case verdictRelease:
-		a.release(ctx, reason)
+		a.release(ctx, d.Cause, d.Reason)
 	case verdictTakeover:
-		if wait := a.holderCheck(results); wait {
+		wait, forced := a.holderCheck(results)
+		if wait {
 			return time.Now().Add(a.cfg.HolderRecheck)
 		}
-		a.takeover(ctx, reason)
+		if forced {
+			d.Cause, d.Reason = causeHolderTimeout, d.Reason+"; the holder did not release within FLIP_HOLDER_WAIT"
+		}
+		a.takeover(ctx, d.Cause, d.Reason)
 	default:
-		return next
+		return d.Next
 	}
-	_, _, next = a.m.decide(time.Now())
-	return next
+	return a.m.decide(time.Now()).Next
 }
 
 // holderCheck looks on the wire for another box answering ARP for a VIP.
-// It reports true when the takeover must wait. Probe answers that arrived
-// during the check are taken in first: the service may be back.
-func (a *agent) holderCheck(results <-chan probeResult) bool {
+// It reports wait when the takeover must wait, and forced when a holder is
+// there but FLIP_HOLDER_WAIT is over. Probe answers that arrived during the
+// check are taken in first: the service may be back.
+func (a *agent) holderCheck(results <-chan probeResult) (wait, forced bool) {
 	for _, v := range a.cfg.VIPs {
 		mac, err := a.findHolder(v)
 		if err != nil {
 			a.log.Error("cannot check who holds the VIP; not taking over", "vip", v.Addr, "err", err)
-			return true
+			return true, false
 		}
 		if mac == nil {
 			continue
@@ -204,12 +207,13 @@ func (a *agent) holderCheck(results <-chan probeResult) bool {
 		}
 		if a.m.holderSeen(time.Now()) {
 			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac, "wait", a.cfg.HolderWait)
+			forced = true
 			break
 		}
 		if first {
 			a.log.Info("another box still holds the VIP; waiting for it to release", "vip", v.Addr, "holder", mac, "wait_at_most", a.cfg.HolderWait)
 		}
-		return true
+		return true, false
 	}
 	for {
 		select {
@@ -217,8 +221,7 @@ func (a *agent) holderCheck(results <-chan probeResult) bool {
 			a.m.observe(r)
 			a.ev.Probed(r)
 		default:
-			v, _, _ := a.m.decide(time.Now())
-			return v != verdictTakeover
+			return a.m.decide(time.Now()).Verdict != verdictTakeover, forced
 		}
 	}
 }
@@ -226,7 +229,7 @@ func (a *agent) holderCheck(results <-chan probeResult) bool {
 // takeover starts every resource left to right, announcing the VIPs as soon
 // as the network resources are in place. A failed start stops what was
 // started, right to left, and the box stays passive.
-func (a *agent) takeover(ctx context.Context, reason string) {
+func (a *agent) takeover(ctx context.Context, cause, reason string) {
 	start := time.Now()
 	a.m.setRole(roleActive, start)
 	a.log.Info("taking over", "reason", reason)
@@ -239,7 +242,7 @@ func (a *agent) takeover(ctx context.Context, reason string) {
 			a.stopAll(ctx, i)
 			a.m.setRole(rolePassive, time.Now())
 			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(time.Since(start)))
-			a.ev.Transition(rolePassive, rolePassive, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
+			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
 			return
 		}
 		if i == a.network-1 {
@@ -251,20 +254,20 @@ func (a *agent) takeover(ctx context.Context, reason string) {
 		}
 	}
 	a.log.Info("takeover complete", "total", ms(time.Since(start)), "phases", strings.Join(phases, " "), "reason", reason)
-	a.ev.Transition(rolePassive, roleActive, reason, true, time.Since(start))
+	a.ev.Transition(rolePassive, roleActive, cause, reason, true, time.Since(start))
 }
 
 // release stops every resource right to left: services first, then routes
 // (src restored while the VIP still exists, so the connected route
 // survives), then the VIPs.
-func (a *agent) release(ctx context.Context, reason string) {
+func (a *agent) release(ctx context.Context, cause, reason string) {
 	start := time.Now()
 	a.log.Warn("releasing", "reason", reason)
 	a.announce.Stop()
 	a.stopAll(ctx, len(a.resources)-1)
 	a.m.setRole(rolePassive, time.Now())
 	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
-	a.ev.Transition(roleActive, rolePassive, reason, true, time.Since(start))
+	a.ev.Transition(roleActive, rolePassive, cause, reason, true, time.Since(start))
 }
 
 // stopAll stops resources[last] down to resources[0]. A failing stop is

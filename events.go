@@ -18,11 +18,14 @@ type events interface {
 	// Phase: one resource started or stopped, or the announcement sent.
 	Phase(action, resource string, d time.Duration, err error)
 	// Transition: the role changed (from != to), or a takeover was aborted
-	// (from == to == passive, ok false). total is the takeover or release
-	// time; reason says why, in words an operator can act on.
-	Transition(from, to role, reason string, ok bool, total time.Duration)
+	// (from == to == passive, ok false). cause is a short label (the cause*
+	// constants), reason the same in words an operator can act on; total is
+	// the takeover or release time.
+	Transition(from, to role, cause, reason string, ok bool, total time.Duration)
 	// Conflict: another MAC claims a VIP this box wants or holds.
 	Conflict(vip netip.Addr, holder net.HardwareAddr)
+	// Fenced: the fence command ran before a takeover (err nil: it worked).
+	Fenced(err error, d time.Duration)
 	// Stopping: the agent is exiting and leaves the box as it is.
 	Stopping()
 }
@@ -30,12 +33,13 @@ type events interface {
 // nopEvents ignores everything; embed it to implement only some methods.
 type nopEvents struct{}
 
-func (nopEvents) Started(role, int)                                  {}
-func (nopEvents) Probed(probeResult)                                 {}
-func (nopEvents) Phase(string, string, time.Duration, error)         {}
-func (nopEvents) Transition(role, role, string, bool, time.Duration) {}
-func (nopEvents) Conflict(netip.Addr, net.HardwareAddr)              {}
-func (nopEvents) Stopping()                                          {}
+func (nopEvents) Started(role, int)                                          {}
+func (nopEvents) Probed(probeResult)                                         {}
+func (nopEvents) Phase(string, string, time.Duration, error)                 {}
+func (nopEvents) Transition(role, role, string, string, bool, time.Duration) {}
+func (nopEvents) Fenced(error, time.Duration)                                {}
+func (nopEvents) Conflict(netip.Addr, net.HardwareAddr)                      {}
+func (nopEvents) Stopping()                                                  {}
 
 // multiEvents tells every listener, in order.
 type multiEvents []events
@@ -58,9 +62,15 @@ func (m multiEvents) Phase(action, resource string, d time.Duration, err error) 
 	}
 }
 
-func (m multiEvents) Transition(from, to role, reason string, ok bool, total time.Duration) {
+func (m multiEvents) Transition(from, to role, cause, reason string, ok bool, total time.Duration) {
 	for _, e := range m {
-		e.Transition(from, to, reason, ok, total)
+		e.Transition(from, to, cause, reason, ok, total)
+	}
+}
+
+func (m multiEvents) Fenced(err error, d time.Duration) {
+	for _, e := range m {
+		e.Fenced(err, d)
 	}
 }
 

@@ -29,6 +29,24 @@ const (
 	verdictRelease          // active, own service silent: release everything
 )
 
+// decision is what the state machine wants now, why, and when the answer
+// can next change if no probe result arrives first.
+type decision struct {
+	Verdict verdict
+	Cause   string    // short label for metrics and hooks, e.g. "service_silent"
+	Reason  string    // the same in words, with numbers, for the log
+	Next    time.Time // zero when Verdict is an action
+}
+
+// Causes of transitions, as labels for metrics and the notify hook.
+const (
+	causeServiceSilent    = "service_silent"     // passive: nobody answered for DeadAfter
+	causeOwnServiceSilent = "own_service_silent" // active: own service stopped answering
+	causeStartTimeout     = "start_timeout"      // active: services never answered
+	causeHolderTimeout    = "holder_timeout"     // passive: a holder did not release in time
+	causeTakeoverFailed   = "takeover_failed"    // a resource failed to start
+)
+
 // timing is the part of the configuration the decisions depend on.
 type timing struct {
 	Primary      bool
@@ -74,28 +92,32 @@ func (m *machine) setRole(r role, now time.Time) {
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
 }
 
-// decide is the whole state machine. It returns what to do, why, and when
-// the answer can next change if no probe result arrives first.
+// decide is the whole state machine.
 //
 //	passive: silent for DeadAfter (since the last answered probe's send time,
 //	         or since the role change) and allowed to act (primary, or heard
 //	         the service once, or InitDead passed)          -> takeover
 //	active:  nothing answered within StartTimeout of the takeover, or
 //	         silent for DeadAfter after answering            -> release
-func (m *machine) decide(now time.Time) (verdict, string, time.Time) {
+func (m *machine) decide(now time.Time) decision {
+	stay := func(why string, next time.Time) decision {
+		return decision{Verdict: verdictStay, Reason: why, Next: next}
+	}
 	if m.role == roleActive {
 		if m.lastAnswer.IsZero() {
 			deadline := m.since.Add(m.t.StartTimeout)
 			if now.Before(deadline) {
-				return verdictStay, "services starting", deadline
+				return stay("services starting", deadline)
 			}
-			return verdictRelease, fmt.Sprintf("own service did not answer within FLIP_START_TIMEOUT (%s) of the takeover", m.t.StartTimeout), time.Time{}
+			return decision{Verdict: verdictRelease, Cause: causeStartTimeout,
+				Reason: fmt.Sprintf("own service did not answer within FLIP_START_TIMEOUT (%s) of the takeover", m.t.StartTimeout)}
 		}
 		deadline := m.lastAnswer.Add(m.t.DeadAfter)
 		if now.Before(deadline) {
-			return verdictStay, "service answering", deadline
+			return stay("service answering", deadline)
 		}
-		return verdictRelease, fmt.Sprintf("own service silent for %s", now.Sub(m.lastAnswer).Round(time.Millisecond)), time.Time{}
+		return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
+			Reason: fmt.Sprintf("own service silent for %s", now.Sub(m.lastAnswer).Round(time.Millisecond))}
 	}
 
 	silentFrom := m.since
@@ -104,12 +126,13 @@ func (m *machine) decide(now time.Time) (verdict, string, time.Time) {
 	}
 	deadline := silentFrom.Add(m.t.DeadAfter)
 	if now.Before(deadline) {
-		return verdictStay, "service answering", deadline
+		return stay("service answering", deadline)
 	}
 	if initEnd := m.started.Add(m.t.InitDead); !m.t.Primary && !m.heardService && now.Before(initEnd) {
-		return verdictStay, "not primary and never heard the service: waiting for FLIP_INIT_DEAD", initEnd
+		return stay("not primary and never heard the service: waiting for FLIP_INIT_DEAD", initEnd)
 	}
-	return verdictTakeover, fmt.Sprintf("service silent for %s", now.Sub(silentFrom).Round(time.Millisecond)), time.Time{}
+	return decision{Verdict: verdictTakeover, Cause: causeServiceSilent,
+		Reason: fmt.Sprintf("service silent for %s", now.Sub(silentFrom).Round(time.Millisecond))}
 }
 
 // holderSeen is called when a takeover was wanted but another box still

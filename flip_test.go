@@ -279,7 +279,8 @@ func TestMachineDecide(t *testing.T) {
 			if tt.events != nil {
 				tt.events(m)
 			}
-			got, reason, next := m.decide(ftAt(tt.now))
+			d := m.decide(ftAt(tt.now))
+			got, reason, next := d.Verdict, d.Reason, d.Next
 			if got != tt.want {
 				t.Fatalf("decide(start+%s) = verdict %d (%q), want %d", tt.now, got, reason, tt.want)
 			}
@@ -298,7 +299,7 @@ func TestMachineDecide(t *testing.T) {
 			if tt.want == verdictStay {
 				// next is when the answer can change: still the same
 				// verdict just before it, if nothing else arrives.
-				if v, _, _ := m.decide(next.Add(-time.Nanosecond)); v != verdictStay {
+				if v := m.decide(next.Add(-time.Nanosecond)).Verdict; v != verdictStay {
 					t.Errorf("decide(next-1ns) = %d, want stay", v)
 				}
 			}
@@ -345,7 +346,8 @@ func TestMachineStayUntilNext(t *testing.T) {
 				if i > 10 {
 					t.Fatal("no decision after 10 wake-ups")
 				}
-				v, reason, next := m.decide(now)
+				d := m.decide(now)
+				v, reason, next := d.Verdict, d.Reason, d.Next
 				if v != verdictStay {
 					if v != tt.want || !now.Equal(ftAt(tt.at)) {
 						t.Fatalf("verdict %d (%q) at start+%s, want %d at start+%s", v, reason, now.Sub(ftStart), tt.want, tt.at)
