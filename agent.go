@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 )
 
@@ -28,6 +27,15 @@ type agent struct {
 	resourceTimeout func(r resource) time.Duration
 	// ev hears about everything the agent does (metrics, hooks, systemd).
 	ev events
+	// tiebreak pings FLIP_TIEBREAKER; nil when none is set.
+	tiebreak *tiebreaker
+	// watchBox reports netlink changes of the VIP interfaces; nil in tests.
+	watchBox func(ctx context.Context, out chan<- boxChange)
+	// fence runs FLIP_FENCE_CMD; nil when none is set.
+	fence func(ctx context.Context, c conflictReport) error
+
+	conflictCheckRunning bool // a conflict check goroutine is out
+	nextFence            time.Time
 }
 
 // buildResources turns the parsed FLIP_RESOURCES into resources.
@@ -108,6 +116,7 @@ func (a *agent) resume(now time.Time) error {
 		a.announce.Start(a.cfg.VIPs)
 	}
 	a.m = newMachine(a.timing(), now, r)
+	a.m.setLink(linksCarrying(a.cfg.VIPs))
 	a.ev.Started(r, held)
 	a.log.Info("started", "role", r, "vips_held", held, "primary", a.cfg.Primary,
 		"probe_target", a.cfg.ProbeTarget, "source", a.cfg.Source)
@@ -121,16 +130,31 @@ func (a *agent) timing() timing {
 		InitDead:     a.cfg.InitDead,
 		StartTimeout: a.cfg.StartTimeout,
 		HolderWait:   a.cfg.HolderWait,
+		HoldDown:     a.cfg.HoldDown,
+		Tiebreaker:   len(a.cfg.Tiebreakers) > 0,
 	}
 }
 
 // run is the agent's loop. It returns when ctx ends and leaves the box as
-// it is: stopping flip never drops a call by itself.
+// it is: stopping flip never drops a call by itself. Everything that touches
+// the box happens on this goroutine; probes, pings, netlink and conflict
+// checks run beside it and report through channels.
 func (a *agent) run(ctx context.Context) error {
 	if err := a.resume(time.Now()); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	results := make(chan probeResult, 256)
+	ties := make(chan time.Time, 64)
+	changes := make(chan boxChange, 64)
+	conflicts := make(chan conflictReport, 1)
+	if a.tiebreak != nil {
+		go a.tiebreak.run(ctx, a.cfg.ProbeInterval, ties)
+	}
+	if a.watchBox != nil {
+		go a.watchBox(ctx, changes)
+	}
 	send := func() {
 		go func() {
 			r := a.probe(ctx)
@@ -142,6 +166,8 @@ func (a *agent) run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(a.cfg.ProbeInterval)
 	defer ticker.Stop()
+	conflictTick := time.NewTicker(a.cfg.ConflictInterval)
+	defer conflictTick.Stop()
 	timer := time.NewTimer(a.cfg.DeadAfter)
 	defer timer.Stop()
 	send()
@@ -158,6 +184,16 @@ func (a *agent) run(ctx context.Context) error {
 		case r := <-results:
 			a.m.observe(r)
 			a.ev.Probed(r)
+		case t := <-ties:
+			a.m.observeTiebreaker(t)
+		case c := <-changes:
+			a.onChange(ctx, c, conflicts)
+		case <-conflictTick.C:
+			a.checkConflicts(conflicts)
+			continue
+		case c := <-conflicts:
+			a.conflictCheckRunning = false
+			a.onConflict(ctx, c)
 		case <-timer.C:
 		}
 		next := a.step(ctx, results)
@@ -173,11 +209,14 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 	case verdictRelease:
 		a.release(ctx, d.Cause, d.Reason)
 	case verdictTakeover:
-		wait, forced := a.holderCheck(results)
+		wait, holder := a.holderCheck(results)
 		if wait {
 			return time.Now().Add(a.cfg.HolderRecheck)
 		}
-		if forced {
+		if holder.mac != nil {
+			if !a.fenced(ctx, holder) {
+				return a.nextFence
+			}
 			d.Cause, d.Reason = causeHolderTimeout, d.Reason+"; the holder did not release within FLIP_HOLDER_WAIT"
 		}
 		a.takeover(ctx, d.Cause, d.Reason)
@@ -185,124 +224,4 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		return d.Next
 	}
 	return a.m.decide(time.Now()).Next
-}
-
-// holderCheck looks on the wire for another box answering ARP for a VIP.
-// It reports wait when the takeover must wait, and forced when a holder is
-// there but FLIP_HOLDER_WAIT is over. Probe answers that arrived during the
-// check are taken in first: the service may be back.
-func (a *agent) holderCheck(results <-chan probeResult) (wait, forced bool) {
-	for _, v := range a.cfg.VIPs {
-		mac, err := a.findHolder(v)
-		if err != nil {
-			a.log.Error("cannot check who holds the VIP; not taking over", "vip", v.Addr, "err", err)
-			return true, false
-		}
-		if mac == nil {
-			continue
-		}
-		first := a.m.holderSince.IsZero()
-		if first {
-			a.ev.Conflict(v.Addr, mac)
-		}
-		if a.m.holderSeen(time.Now()) {
-			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac, "wait", a.cfg.HolderWait)
-			forced = true
-			break
-		}
-		if first {
-			a.log.Info("another box still holds the VIP; waiting for it to release", "vip", v.Addr, "holder", mac, "wait_at_most", a.cfg.HolderWait)
-		}
-		return true, false
-	}
-	for {
-		select {
-		case r := <-results:
-			a.m.observe(r)
-			a.ev.Probed(r)
-		default:
-			return a.m.decide(time.Now()).Verdict != verdictTakeover, forced
-		}
-	}
-}
-
-// takeover starts every resource left to right, announcing the VIPs as soon
-// as the network resources are in place. A failed start stops what was
-// started, right to left, and the box stays passive.
-func (a *agent) takeover(ctx context.Context, cause, reason string) {
-	start := time.Now()
-	a.m.setRole(roleActive, start)
-	a.log.Info("taking over", "reason", reason)
-	var phases []string
-	for i, r := range a.resources {
-		d, err := a.phase(ctx, "start", r)
-		phases = append(phases, fmt.Sprintf("%s=%s", r.Name(), ms(d)))
-		if err != nil {
-			a.log.Error("takeover failed; stopping what was started", "resource", r.Name(), "err", err)
-			a.stopAll(ctx, i)
-			a.m.setRole(rolePassive, time.Now())
-			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(time.Since(start)))
-			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
-			return
-		}
-		if i == a.network-1 {
-			t := time.Now()
-			a.announce.Start(a.cfg.VIPs)
-			a.ev.Phase("announce", "gratuitous ARP", time.Since(t), nil)
-			phases = append(phases, "announce="+ms(time.Since(t)))
-			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
-		}
-	}
-	a.log.Info("takeover complete", "total", ms(time.Since(start)), "phases", strings.Join(phases, " "), "reason", reason)
-	a.ev.Transition(rolePassive, roleActive, cause, reason, true, time.Since(start))
-}
-
-// release stops every resource right to left: services first, then routes
-// (src restored while the VIP still exists, so the connected route
-// survives), then the VIPs.
-func (a *agent) release(ctx context.Context, cause, reason string) {
-	start := time.Now()
-	a.log.Warn("releasing", "reason", reason)
-	a.announce.Stop()
-	a.stopAll(ctx, len(a.resources)-1)
-	a.m.setRole(rolePassive, time.Now())
-	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
-	a.ev.Transition(roleActive, rolePassive, cause, reason, true, time.Since(start))
-}
-
-// stopAll stops resources[last] down to resources[0]. A failing stop is
-// logged and the rest still stop: a half-released box is worse.
-func (a *agent) stopAll(ctx context.Context, last int) {
-	if last >= a.network-1 {
-		a.announce.Stop()
-	}
-	for i := last; i >= 0; i-- {
-		if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
-			a.log.Error("stop failed; continuing the release", "resource", a.resources[i].Name(), "err", err)
-		}
-	}
-}
-
-// phase runs one start or stop with its timeout and logs its duration.
-func (a *agent) phase(ctx context.Context, action string, r resource) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.resourceTimeout(r))
-	defer cancel()
-	t := time.Now()
-	var err error
-	if action == "start" {
-		err = r.Start(ctx)
-	} else {
-		err = r.Stop(ctx)
-	}
-	d := time.Since(t)
-	a.ev.Phase(action, r.Name(), d, err)
-	if err == nil {
-		a.log.Info("phase done", "action", action, "resource", r.Name(), "duration", ms(d))
-	}
-	return d, err
-}
-
-// ms formats a duration in milliseconds with two decimals.
-func ms(d time.Duration) string {
-	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 }

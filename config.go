@@ -42,6 +42,12 @@ type envSpec struct {
 	ARPCheckWindow time.Duration `envconfig:"FLIP_ARP_CHECK_WINDOW" default:"60ms"`
 	HolderRecheck  time.Duration `envconfig:"FLIP_HOLDER_RECHECK" default:"20ms"`
 
+	Tiebreaker       string        `envconfig:"FLIP_TIEBREAKER"`
+	FenceCmd         string        `envconfig:"FLIP_FENCE_CMD"`
+	FenceTimeout     time.Duration `envconfig:"FLIP_FENCE_TIMEOUT" default:"30s"`
+	HoldDown         time.Duration `envconfig:"FLIP_HOLD_DOWN" default:"2m"`
+	ConflictInterval time.Duration `envconfig:"FLIP_CONFLICT_INTERVAL" default:"1s"`
+
 	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
 	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
 	NotifyTimeout time.Duration `envconfig:"FLIP_NOTIFY_TIMEOUT" default:"10s"`
@@ -77,6 +83,12 @@ type config struct {
 	GARPInterval   time.Duration
 	ARPCheckWindow time.Duration
 	HolderRecheck  time.Duration
+
+	Tiebreakers      []netip.Addr // a box must reach one to take over or stay active
+	FenceCmd         string       // must succeed before a takeover past a holder
+	FenceTimeout     time.Duration
+	HoldDown         time.Duration // no takeover this long after an own failure
+	ConflictInterval time.Duration // how often an active box asks who else holds its VIPs
 
 	MetricsAddr   string // host:port for Prometheus and /status; "" = off
 	NotifyCmd     string // run on every role change; "" = none
@@ -162,6 +174,10 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		GARPInterval:        spec.GARPInterval,
 		ARPCheckWindow:      spec.ARPCheckWindow,
 		HolderRecheck:       spec.HolderRecheck,
+		FenceCmd:            strings.TrimSpace(spec.FenceCmd),
+		FenceTimeout:        spec.FenceTimeout,
+		HoldDown:            spec.HoldDown,
+		ConflictInterval:    spec.ConflictInterval,
 		MetricsAddr:         strings.TrimSpace(spec.MetricsAddr),
 		NotifyCmd:           strings.TrimSpace(spec.NotifyCmd),
 		NotifyTimeout:       spec.NotifyTimeout,
@@ -174,6 +190,13 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	if err := c.checkTimings(); err != nil {
 		return nil, err
+	}
+	for _, f := range strings.FieldsFunc(spec.Tiebreaker, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		a, err := netip.ParseAddr(f)
+		if err != nil || !a.Is4() {
+			return nil, badVar("FLIP_TIEBREAKER", "%q is not an IPv4 address; list addresses this box must reach to take over, e.g. the gateway: FLIP_TIEBREAKER=192.0.2.1", f)
+		}
+		c.Tiebreakers = append(c.Tiebreakers, a)
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
@@ -279,6 +302,8 @@ func (c *config) checkTimings() error {
 		{"FLIP_ARP_CHECK_WINDOW", c.ARPCheckWindow},
 		{"FLIP_HOLDER_RECHECK", c.HolderRecheck},
 		{"FLIP_NOTIFY_TIMEOUT", c.NotifyTimeout},
+		{"FLIP_FENCE_TIMEOUT", c.FenceTimeout},
+		{"FLIP_CONFLICT_INTERVAL", c.ConflictInterval},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -287,6 +312,9 @@ func (c *config) checkTimings() error {
 	}
 	if c.HolderWait < 0 {
 		return badVar("FLIP_HOLDER_WAIT", "must not be negative (%s); 0 means FLIP_START_TIMEOUT + FLIP_DEAD_AFTER", c.HolderWait)
+	}
+	if c.HoldDown < 0 {
+		return badVar("FLIP_HOLD_DOWN", "must not be negative (%s); 0 turns the hold-down off", c.HoldDown)
 	}
 	if c.HolderWait == 0 {
 		c.HolderWait = c.StartTimeout + c.DeadAfter

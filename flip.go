@@ -45,6 +45,8 @@ const (
 	causeStartTimeout     = "start_timeout"      // active: services never answered
 	causeHolderTimeout    = "holder_timeout"     // passive: a holder did not release in time
 	causeTakeoverFailed   = "takeover_failed"    // a resource failed to start
+	causeIsolated         = "isolated"           // active: no tiebreaker answers
+	causeSplitBrain       = "split_brain"        // active: another box holds a VIP too
 )
 
 // timing is the part of the configuration the decisions depend on.
@@ -54,6 +56,13 @@ type timing struct {
 	InitDead     time.Duration
 	StartTimeout time.Duration
 	HolderWait   time.Duration
+	// HoldDown keeps a box that released because its own service failed
+	// from taking over again for this long: with both Asterisks broken the
+	// boxes would otherwise hand the address back and forth.
+	HoldDown time.Duration
+	// Tiebreaker is true when FLIP_TIEBREAKER is set: a box must reach one
+	// of those addresses to take over or to stay active.
+	Tiebreaker bool
 }
 
 // machine is the decision logic. It never reads a clock or touches the box:
@@ -67,10 +76,16 @@ type machine struct {
 	lastAnswer   time.Time // send time of the newest answered probe sent after since
 	heardService bool      // some probe was answered since the agent started
 	holderSince  time.Time // a takeover has been held back by another holder since
+	holdDownEnd  time.Time // no takeover before this (own service failed)
+	lastTie      time.Time // send time of the newest answered tiebreaker probe
+	forced       bool      // active by a takeover past a holder that did not release
+	linkLost     bool      // active, and a VIP interface lost its link meanwhile
+	linkDown     bool      // a VIP interface has no link now
 }
 
 func newMachine(t timing, now time.Time, r role) *machine {
-	return &machine{t: t, role: r, started: now, since: now}
+	// The tiebreaker gets the same grace as the service at start.
+	return &machine{t: t, role: r, started: now, since: now, lastTie: now}
 }
 
 // observe takes one probe result. A probe sent before the last role change
@@ -87,34 +102,97 @@ func (m *machine) observe(r probeResult) {
 	m.holderSince = time.Time{}
 }
 
+// observeTiebreaker takes the send time of an answered tiebreaker probe.
+func (m *machine) observeTiebreaker(sent time.Time) {
+	if sent.After(m.lastTie) {
+		m.lastTie = sent
+	}
+}
+
 // setRole records a role change at now; silence is measured afresh from it.
-func (m *machine) setRole(r role, now time.Time) {
+// A release for an own failure (cause) starts the hold-down.
+func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
+	m.forced = r == roleActive && cause == causeHolderTimeout
+	m.linkLost = false
+	if r == rolePassive && ownFailure(cause) {
+		m.holdDownEnd = now.Add(m.t.HoldDown)
+	}
+}
+
+// ownFailure tells the causes that say this box's own service is broken.
+func ownFailure(cause string) bool {
+	return cause == causeOwnServiceSilent || cause == causeStartTimeout || cause == causeTakeoverFailed
+}
+
+// setLink records whether every VIP interface has its link. Losing it while
+// active is remembered: the box may have been cut off while the other took
+// over, and must check before it keeps the address.
+func (m *machine) setLink(up bool) {
+	m.linkDown = !up
+	if !up && m.role == roleActive {
+		m.linkLost = true
+	}
+}
+
+// conflict decides what an active box does when another MAC claims one of
+// its VIPs (split brain). The rule, the same on both boxes so that exactly
+// one keeps the address:
+//  1. a box that lost its link while active yields: it was cut off, the
+//     other took over and is serving;
+//  2. a box that took over past a hung holder keeps it and re-announces:
+//     the other box's agent is not acting;
+//  3. otherwise the primary keeps it and re-announces, the other releases.
+func (m *machine) conflict() decision {
+	switch {
+	case m.role != roleActive:
+		return decision{Verdict: verdictStay, Reason: "not active"}
+	case m.linkLost:
+		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP after this box's link came back: yielding"}
+	case m.forced || m.t.Primary:
+		return decision{Verdict: verdictStay, Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
+	default:
+		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP too: the primary keeps it, releasing"}
+	}
 }
 
 // decide is the whole state machine.
 //
 //	passive: silent for DeadAfter (since the last answered probe's send time,
-//	         or since the role change) and allowed to act (primary, or heard
-//	         the service once, or InitDead passed)          -> takeover
-//	active:  nothing answered within StartTimeout of the takeover, or
+//	         or since the role change), not held down after an own failure,
+//	         reaching a tiebreaker (if set), and allowed to act (primary, or
+//	         heard the service once, or InitDead passed)  -> takeover
+//	active:  no tiebreaker answer for DeadAfter (if set)   -> release
+//	         nothing answered within StartTimeout of the takeover, or
 //	         silent for DeadAfter after answering            -> release
 func (m *machine) decide(now time.Time) decision {
 	stay := func(why string, next time.Time) decision {
 		return decision{Verdict: verdictStay, Reason: why, Next: next}
 	}
+	tieDeadline := m.lastTie.Add(m.t.DeadAfter)
+	isolated := m.t.Tiebreaker && !now.Before(tieDeadline)
 	if m.role == roleActive {
+		if isolated {
+			return decision{Verdict: verdictRelease, Cause: causeIsolated,
+				Reason: fmt.Sprintf("no tiebreaker answered for %s: this box is cut off", now.Sub(m.lastTie).Round(time.Millisecond))}
+		}
+		next := func(d time.Time) time.Time {
+			if m.t.Tiebreaker && tieDeadline.Before(d) {
+				return tieDeadline
+			}
+			return d
+		}
 		if m.lastAnswer.IsZero() {
 			deadline := m.since.Add(m.t.StartTimeout)
 			if now.Before(deadline) {
-				return stay("services starting", deadline)
+				return stay("services starting", next(deadline))
 			}
 			return decision{Verdict: verdictRelease, Cause: causeStartTimeout,
 				Reason: fmt.Sprintf("own service did not answer within FLIP_START_TIMEOUT (%s) of the takeover", m.t.StartTimeout)}
 		}
 		deadline := m.lastAnswer.Add(m.t.DeadAfter)
 		if now.Before(deadline) {
-			return stay("service answering", deadline)
+			return stay("service answering", next(deadline))
 		}
 		return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
 			Reason: fmt.Sprintf("own service silent for %s", now.Sub(m.lastAnswer).Round(time.Millisecond))}
@@ -127,6 +205,17 @@ func (m *machine) decide(now time.Time) decision {
 	deadline := silentFrom.Add(m.t.DeadAfter)
 	if now.Before(deadline) {
 		return stay("service answering", deadline)
+	}
+	if m.linkDown {
+		// Re-evaluated when the link comes back.
+		return stay("a VIP interface has no link: not taking over", now.Add(m.t.DeadAfter))
+	}
+	if now.Before(m.holdDownEnd) {
+		return stay("held down after this box's own service failed (FLIP_HOLD_DOWN)", m.holdDownEnd)
+	}
+	if isolated {
+		// Re-evaluated on the next probe result; no deadline of its own.
+		return stay("no tiebreaker answers: this box may be cut off, not taking over", now.Add(m.t.DeadAfter))
 	}
 	if initEnd := m.started.Add(m.t.InitDead); !m.t.Primary && !m.heardService && now.Before(initEnd) {
 		return stay("not primary and never heard the service: waiting for FLIP_INIT_DEAD", initEnd)

@@ -164,8 +164,8 @@ func TestMachineDecide(t *testing.T) {
 			// afterwards; it must not count as hearing the service.
 			name: "probe sent before a role change does not count after it (passive)",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(2*time.Second))
-				m.setRole(rolePassive, ftAt(2500*ftMS))
+				m.setRole(roleActive, ftAt(2*time.Second), "")
+				m.setRole(rolePassive, ftAt(2500*ftMS), "")
 				m.observe(ftAnswer(time.Second))
 			},
 			now:    3600 * ftMS,
@@ -178,7 +178,7 @@ func TestMachineDecide(t *testing.T) {
 			role: roleActive,
 			events: func(m *machine) {
 				ftAnswersEvery(m, 0, 5*time.Second, 100*ftMS)
-				m.setRole(rolePassive, ftAt(20*time.Second))
+				m.setRole(rolePassive, ftAt(20*time.Second), "")
 			},
 			now:  21*time.Second - ftMS,
 			want: verdictStay,
@@ -202,7 +202,7 @@ func TestMachineDecide(t *testing.T) {
 		},
 		{
 			name:   "takeover: StartTimeout counts from the takeover, not the start",
-			events: func(m *machine) { m.setRole(roleActive, ftAt(40*time.Second)) },
+			events: func(m *machine) { m.setRole(roleActive, ftAt(40*time.Second), "") },
 			now:    100*time.Second - ftMS,
 			want:   verdictStay,
 			next:   100 * time.Second,
@@ -210,7 +210,7 @@ func TestMachineDecide(t *testing.T) {
 		{
 			name: "takeover: unanswered probes do not end the start wait",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(40*time.Second))
+				m.setRole(roleActive, ftAt(40*time.Second), "")
 				m.observe(ftUnanswered(41 * time.Second))
 			},
 			now:    100 * time.Second,
@@ -222,7 +222,7 @@ func TestMachineDecide(t *testing.T) {
 			// was the old holder's: it must not vouch for our services.
 			name: "probe sent before the takeover does not count for active",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(40*time.Second))
+				m.setRole(roleActive, ftAt(40*time.Second), "")
 				m.observe(ftAnswer(40*time.Second - ftMS))
 			},
 			now:    42 * time.Second,
@@ -233,7 +233,7 @@ func TestMachineDecide(t *testing.T) {
 		{
 			name: "probe sent at the takeover instant counts",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(40*time.Second))
+				m.setRole(roleActive, ftAt(40*time.Second), "")
 				m.observe(ftAnswer(40 * time.Second))
 			},
 			now:  41*time.Second - ftMS,
@@ -243,7 +243,7 @@ func TestMachineDecide(t *testing.T) {
 		{
 			name: "active answered then silent just under DeadAfter",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(40*time.Second))
+				m.setRole(roleActive, ftAt(40*time.Second), "")
 				m.observe(ftAnswer(45 * time.Second))
 			},
 			now:  46*time.Second - ftMS,
@@ -253,7 +253,7 @@ func TestMachineDecide(t *testing.T) {
 		{
 			name: "active answered then silent DeadAfter",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(40*time.Second))
+				m.setRole(roleActive, ftAt(40*time.Second), "")
 				m.observe(ftAnswer(45 * time.Second))
 				m.observe(ftUnanswered(45*time.Second + 100*ftMS))
 			},
@@ -264,7 +264,7 @@ func TestMachineDecide(t *testing.T) {
 		{
 			name: "active answering keeps it beyond StartTimeout",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(40*time.Second))
+				m.setRole(roleActive, ftAt(40*time.Second), "")
 				ftAnswersEvery(m, 45*time.Second, 200*time.Second, 100*ftMS)
 			},
 			now:  200*time.Second + 999*ftMS,
@@ -329,7 +329,7 @@ func TestMachineStayUntilNext(t *testing.T) {
 		{
 			name: "active",
 			events: func(m *machine) {
-				m.setRole(roleActive, ftAt(2*time.Second))
+				m.setRole(roleActive, ftAt(2*time.Second), "")
 			},
 			want: verdictRelease,
 			at:   62 * time.Second,
@@ -427,7 +427,7 @@ func TestMachineHolderSeen(t *testing.T) {
 				case "unanswered":
 					m.observe(ftUnanswered(o.sent))
 				case "passive":
-					m.setRole(rolePassive, ftAt(o.at))
+					m.setRole(rolePassive, ftAt(o.at), "")
 				default:
 					t.Fatalf("bad op %q", o.do)
 				}

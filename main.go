@@ -107,6 +107,26 @@ func runAgent(stderr io.Writer) int {
 			return cfg.ResourceTO
 		},
 	}
+	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
+	if len(cfg.Tiebreakers) > 0 {
+		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)
+		if err != nil {
+			log.Error("cannot start the tiebreaker", "err", err)
+			return 1
+		}
+		ag.tiebreak = tb
+	}
+	if cfg.FenceCmd != "" {
+		fields := strings.Fields(cfg.FenceCmd)
+		ag.fence = func(ctx context.Context, c conflictReport) error {
+			argv := append(append([]string{}, fields...), c.vip.Addr.String(), c.mac.String())
+			out, err := runCommand(ctx, cfg.FenceTimeout, argv)
+			if err == nil && out != "" {
+				log.Info("fence output", "output", out)
+			}
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := ag.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -116,9 +136,16 @@ func runAgent(stderr io.Writer) int {
 	return 0
 }
 
-// checkCommands makes sure the service command exists when a service is
-// listed: a missing systemctl must show at start, not at the first takeover.
+// checkCommands makes sure the fence command, and the service command when a
+// service is listed, exist: a missing systemctl must show at start, not at
+// the first takeover.
 func checkCommands(cfg *config) error {
+	if cfg.FenceCmd != "" {
+		prog := strings.Fields(cfg.FenceCmd)[0]
+		if _, err := exec.LookPath(prog); err != nil {
+			return badVar("FLIP_FENCE_CMD", "%q not found (%v); install the fence command or fix its path", prog, err)
+		}
+	}
 	if !cfg.has(kindService) {
 		return nil
 	}

@@ -190,9 +190,13 @@ test_asterisk_dies() {
 
 # 4. Cold standby: Asterisk runs only on the active box; while the new active's
 # Asterisk starts (5 s), the old one does not take the VIP back: it sees the
-# holder on the wire and waits for it.
+# holder on the wire and waits for it. (FLIP_HOLD_DOWN=0 on box a, or the
+# hold-down after its own failure would keep it out before the holder check.)
 test_cold_standby() {
-	start_pair 5s
+	LAB_STANDIN_ARGS="-start-delay 5s"
+	lab_flip a FLIP_HOLD_DOWN=0
+	lab_flip b
+	lab_wait 15 serving a || fail "box a did not start serving"
 	expect "Asterisk not running on passive b" bash -c "[ ! -f '$LAB_DIR/b/state/asterisk.pid' ]"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
 	expect "b takes over" lab_wait 3 lab_holds b

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// conflictReport is the answer of one conflict check: another MAC that
+// claims a VIP, or none (mac nil).
+type conflictReport struct {
+	vip vipSpec
+	mac net.HardwareAddr
+}
+
+// checkConflicts asks the wire, off the agent's goroutine, whether another
+// box also holds one of this box's VIPs: after a partition heals both may
+// have it, and a hung box's kernel keeps answering ARP for it. One check at
+// a time; the answer comes back on out.
+func (a *agent) checkConflicts(out chan<- conflictReport) {
+	if a.m.role != roleActive || a.conflictCheckRunning {
+		return
+	}
+	a.conflictCheckRunning = true
+	vips := a.cfg.VIPs
+	go func() {
+		for _, v := range vips {
+			if mac, err := a.findHolder(v); err == nil && mac != nil {
+				out <- conflictReport{vip: v, mac: mac}
+				return
+			}
+		}
+		out <- conflictReport{}
+	}()
+}
+
+// onConflict applies the split-brain rule (machine.conflict): yield, or
+// keep the address and announce it again so the network follows this box.
+func (a *agent) onConflict(ctx context.Context, c conflictReport) {
+	if c.mac == nil || a.m.role != roleActive {
+		return
+	}
+	a.ev.Conflict(c.vip.Addr, c.mac)
+	d := a.m.conflict()
+	if d.Verdict == verdictRelease {
+		a.log.Warn("another box holds the VIP too", "vip", c.vip.Addr, "holder", c.mac, "decision", d.Reason)
+		a.release(ctx, d.Cause, d.Reason)
+		return
+	}
+	a.log.Warn("another box claims the VIP; announcing it again", "vip", c.vip.Addr, "holder", c.mac, "decision", d.Reason)
+	a.announce.Start(a.cfg.VIPs)
+}
+
+// onChange handles what netlink reported: a link that went or came back, or
+// an address or route of a VIP interface that changed.
+func (a *agent) onChange(ctx context.Context, c boxChange, conflicts chan<- conflictReport) {
+	switch c.kind {
+	case changeLinkDown, changeLinkUp:
+		up := linksCarrying(a.cfg.VIPs)
+		wasLost := a.m.linkLost
+		a.m.setLink(up)
+		a.log.Info("link changed", "iface", c.iface, "all_vip_links_up", up, "role", a.m.role)
+		if up && wasLost {
+			// Back from being cut off: ask at once whether someone else
+			// took over meanwhile, before this box answers for the VIP.
+			a.checkConflicts(conflicts)
+		}
+	case changeAddrOrRoute:
+		a.repairDrift()
+	}
+}
+
+// repairDrift puts back what someone else changed: on an active box a
+// removed VIP or a route whose src is no longer the VIP (networkd, DHCP, an
+// admin), announcing the VIPs again afterwards; on any box a connected
+// route of a VIP subnet that is gone.
+func (a *agent) repairDrift() {
+	if a.m.role != roleActive {
+		for _, v := range newRoutesResource(a.cfg.VIPs).subnets {
+			if rt, err := connectedRoute(v); err == nil && rt == nil {
+				a.log.Warn("connected route of a VIP subnet is gone; re-creating it", "subnet", v.Own.Masked(), "iface", v.Iface)
+				if err := setConnectedSrc(v, v.Own.Addr()); err != nil {
+					a.log.Error("cannot re-create the connected route", "subnet", v.Own.Masked(), "err", err)
+				}
+			}
+		}
+		return
+	}
+	t := time.Now()
+	repaired := false
+	for _, v := range a.cfg.VIPs {
+		held, err := a.addrs.Query(v)
+		if err != nil || held {
+			continue
+		}
+		a.log.Warn("VIP was removed from the active box by someone else; putting it back", "vip", v.Prefix, "iface", v.Iface)
+		if err := a.addrs.Configure(v); err != nil {
+			a.log.Error("cannot put the VIP back", "vip", v.Prefix, "err", err)
+			continue
+		}
+		repaired = true
+	}
+	for _, r := range a.resources[:a.network] {
+		rt, ok := r.(*routesResource)
+		if !ok {
+			continue
+		}
+		if err := rt.Check(context.Background()); err != nil {
+			a.log.Warn("route src changed by someone else; setting it back", "problem", err)
+			if err := rt.Start(context.Background()); err != nil {
+				a.log.Error("cannot set the route src back", "err", err)
+				continue
+			}
+			repaired = true
+		}
+	}
+	if repaired {
+		a.announce.Start(a.cfg.VIPs)
+		a.log.Info("repaired the active box's network state", "duration", ms(time.Since(t)))
+	}
+}

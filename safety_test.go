@@ -1,0 +1,183 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMachineHoldDown: a box that released because its own service failed
+// does not take over again until FLIP_HOLD_DOWN has passed; a release for
+// another cause (split brain, say) starts no hold-down.
+func TestMachineHoldDown(t *testing.T) {
+	tests := []struct {
+		name      string
+		cause     string
+		wantHold  bool
+		releaseAt time.Duration
+	}{
+		{"own service silent", causeOwnServiceSilent, true, 10 * time.Second},
+		{"start timeout", causeStartTimeout, true, 10 * time.Second},
+		{"takeover failed", causeTakeoverFailed, true, 10 * time.Second},
+		{"split brain", causeSplitBrain, false, 10 * time.Second},
+		{"isolated", causeIsolated, false, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm := ftTiming(true)
+			tm.HoldDown = 2 * time.Minute
+			m := newMachine(tm, ftStart, roleActive)
+			m.setRole(rolePassive, ftAt(tt.releaseAt), tt.cause)
+			// Silent ever since: without a hold-down it takes over after DeadAfter.
+			d := m.decide(ftAt(tt.releaseAt + 5*time.Second))
+			if held := d.Verdict == verdictStay; held != tt.wantHold {
+				t.Fatalf("5 s after a release for %s: verdict %d (%s), want held=%v", tt.cause, d.Verdict, d.Reason, tt.wantHold)
+			}
+			if !tt.wantHold {
+				return
+			}
+			if !strings.Contains(d.Reason, "FLIP_HOLD_DOWN") || !d.Next.Equal(ftAt(tt.releaseAt+2*time.Minute)) {
+				t.Errorf("reason %q next %s, want FLIP_HOLD_DOWN until release+2m", d.Reason, d.Next.Sub(ftStart))
+			}
+			if d := m.decide(ftAt(tt.releaseAt + 2*time.Minute)); d.Verdict != verdictTakeover {
+				t.Errorf("after the hold-down: verdict %d (%s), want takeover", d.Verdict, d.Reason)
+			}
+		})
+	}
+}
+
+// TestMachineNoPingPong drives two machines whose services never answer
+// through ten minutes of synthetic time, handing the VIP over whenever one
+// wants it: with the hold-down the number of takeovers stays small.
+func TestMachineNoPingPong(t *testing.T) {
+	tm := ftTiming(false)
+	tm.HoldDown = 2 * time.Minute
+	tm.StartTimeout = 10 * time.Second
+	a := newMachine(tm, ftStart, rolePassive)
+	a.t.Primary = true
+	b := newMachine(tm, ftStart, rolePassive)
+	b.heardService = true
+	takeovers := 0
+	for now := time.Duration(0); now < 10*time.Minute; now += 100 * time.Millisecond {
+		for _, m := range []*machine{a, b} {
+			other := a
+			if m == a {
+				other = b
+			}
+			switch d := m.decide(ftAt(now)); d.Verdict {
+			case verdictTakeover:
+				if other.role == roleActive {
+					continue // the holder check would make it wait
+				}
+				m.setRole(roleActive, ftAt(now), d.Cause)
+				takeovers++
+			case verdictRelease:
+				m.setRole(rolePassive, ftAt(now), d.Cause)
+			}
+		}
+	}
+	// 10 min / (10 s start timeout + 2 min hold-down) ≈ 5 per box at most.
+	if takeovers > 12 {
+		t.Fatalf("%d takeovers in 10 minutes with both services dead: ping-pong", takeovers)
+	}
+	if takeovers < 2 {
+		t.Fatalf("%d takeovers: each box should still try after its hold-down", takeovers)
+	}
+}
+
+// TestMachineTiebreaker: with a tiebreaker set, a passive box that reaches
+// none does not take over, and an active one releases after DeadAfter.
+func TestMachineTiebreaker(t *testing.T) {
+	tm := ftTiming(true)
+	tm.Tiebreaker = true
+
+	m := newMachine(tm, ftStart, rolePassive)
+	m.observeTiebreaker(ftAt(500 * ftMS))
+	if d := m.decide(ftAt(3 * time.Second)); d.Verdict != verdictStay || !strings.Contains(d.Reason, "tiebreaker") {
+		t.Fatalf("passive, service and tiebreaker silent: verdict %d (%s), want stay (tiebreaker)", d.Verdict, d.Reason)
+	}
+	m.observeTiebreaker(ftAt(2900 * ftMS))
+	if d := m.decide(ftAt(3 * time.Second)); d.Verdict != verdictTakeover {
+		t.Fatalf("passive, tiebreaker answering: verdict %d (%s), want takeover", d.Verdict, d.Reason)
+	}
+
+	m = newMachine(tm, ftStart, roleActive)
+	ftAnswersEvery(m, 0, 10*time.Second, 100*ftMS)
+	m.observeTiebreaker(ftAt(9 * time.Second))
+	if d := m.decide(ftAt(9900 * ftMS)); d.Verdict != verdictStay || !d.Next.Equal(ftAt(10*time.Second)) {
+		t.Fatalf("active, tiebreaker answered 0.9 s ago: verdict %d next %s, want stay until the tiebreaker deadline", d.Verdict, d.Next.Sub(ftStart))
+	}
+	if d := m.decide(ftAt(10 * time.Second)); d.Verdict != verdictRelease || d.Cause != causeIsolated {
+		t.Fatalf("active, no tiebreaker for DeadAfter: verdict %d cause %q, want release isolated", d.Verdict, d.Cause)
+	}
+}
+
+// TestMachineConflictRule: the split-brain rule gives exactly one keeper
+// for every pair of boxes that can meet.
+func TestMachineConflictRule(t *testing.T) {
+	tests := []struct {
+		name             string
+		primary, forced  bool
+		linkLost         bool
+		wantRelease      bool
+		wantReasonSubstr string
+	}{
+		{"primary keeps", true, false, false, false, "keeping"},
+		{"secondary releases", false, false, false, true, "primary keeps"},
+		{"took over from a hung holder: keeps", false, true, false, false, "keeping"},
+		{"primary back from a cut link yields", true, false, true, true, "link came back"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm := ftTiming(tt.primary)
+			m := newMachine(tm, ftStart, rolePassive)
+			cause := causeServiceSilent
+			if tt.forced {
+				cause = causeHolderTimeout
+			}
+			m.setRole(roleActive, ftAt(time.Second), cause)
+			if tt.linkLost {
+				m.setLink(false)
+				m.setLink(true)
+			}
+			d := m.conflict()
+			if (d.Verdict == verdictRelease) != tt.wantRelease || !strings.Contains(d.Reason, tt.wantReasonSubstr) {
+				t.Fatalf("conflict() = verdict %d (%s), want release=%v mentioning %q", d.Verdict, d.Reason, tt.wantRelease, tt.wantReasonSubstr)
+			}
+			if tt.wantRelease && d.Cause != causeSplitBrain {
+				t.Errorf("cause %q, want %q", d.Cause, causeSplitBrain)
+			}
+		})
+	}
+	// A passive box has nothing to give up.
+	if d := newMachine(ftTiming(false), ftStart, rolePassive).conflict(); d.Verdict != verdictStay {
+		t.Fatalf("passive conflict: verdict %d, want stay", d.Verdict)
+	}
+}
+
+// TestMachineLinkDown: no takeover while a VIP interface has no link; the
+// link loss of an active box is remembered until its next role change.
+func TestMachineLinkDown(t *testing.T) {
+	m := newMachine(ftTiming(true), ftStart, rolePassive)
+	m.setLink(false)
+	if d := m.decide(ftAt(5 * time.Second)); d.Verdict != verdictStay || !strings.Contains(d.Reason, "no link") {
+		t.Fatalf("link down: verdict %d (%s), want stay", d.Verdict, d.Reason)
+	}
+	if m.linkLost {
+		t.Fatal("a passive box's link loss must not count as an active box cut off")
+	}
+	m.setLink(true)
+	if d := m.decide(ftAt(5 * time.Second)); d.Verdict != verdictTakeover {
+		t.Fatalf("link back: verdict %d (%s), want takeover", d.Verdict, d.Reason)
+	}
+	m.setRole(roleActive, ftAt(5*time.Second), causeServiceSilent)
+	m.setLink(false)
+	m.setLink(true)
+	if !m.linkLost {
+		t.Fatal("active box lost its link: not remembered")
+	}
+	m.setRole(rolePassive, ftAt(9*time.Second), causeSplitBrain)
+	if m.linkLost {
+		t.Fatal("link loss survived a role change")
+	}
+}

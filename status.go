@@ -1,0 +1,379 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// stateTracker follows the agent's events and keeps what an operator asks
+// first: which role, since when, why, and how the last takeover went. It is
+// what GET /status and `flip status` print. The agent's loop writes it, HTTP
+// handlers read it: every method takes the mutex for a few field updates
+// only, so it never blocks the agent.
+type stateTracker struct {
+	mu sync.Mutex
+
+	name        string
+	primary     bool
+	vips        []string
+	probeTarget string
+
+	started    time.Time
+	vipsHeld   int
+	role       string // "starting" until Started
+	since      time.Time
+	stopping   bool
+	lastTrans  *transitionStatus
+	lastTake   *transitionStatus
+	lastRel    *transitionStatus
+	takeovers  int
+	failedTake int
+	releases   int
+	pending    []phaseStatus // phases since the last transition
+
+	probes    probeStatus
+	lastSent  time.Time
+	lastAns   time.Time
+	conflicts conflictStatus
+	lastConf  time.Time
+	fence     fenceStatus
+	lastFence time.Time
+}
+
+// roleStarting is the role /status shows before the agent has looked at
+// the box (the HTTP server may answer before that).
+const roleStarting = "starting"
+
+// maxPendingPhases bounds the phases kept for one transition: a takeover
+// has one per resource plus the announcement, and an aborted one the stops
+// as well. More would be a bug; keep the first ones.
+const maxPendingPhases = 64
+
+// statusSnapshot is the state as JSON: the body of GET /status and what
+// `flip status` prints. Times are RFC 3339 with nanoseconds, left out while
+// unknown; durations are milliseconds. Field names are part of the
+// interface (docs/metrics.md): add, never rename.
+type statusSnapshot struct {
+	Name        string   `json:"name"`
+	Role        string   `json:"role"` // active, passive, or starting
+	Primary     bool     `json:"primary"`
+	VIPs        []string `json:"vips"` // ADDR/PREFIX@IFACE
+	ProbeTarget string   `json:"probe_target"`
+	Now         string   `json:"now"`
+	Started     string   `json:"started,omitempty"` // the agent looked at the box
+	VIPsHeld    int      `json:"vips_held_at_start"`
+	Since       string   `json:"since,omitempty"` // the last role change, or start
+	Stopping    bool     `json:"stopping"`
+
+	// LastCause and LastReason are those of the last transition (also an
+	// aborted takeover); empty before the first.
+	LastCause  string `json:"last_cause,omitempty"`
+	LastReason string `json:"last_reason,omitempty"`
+
+	LastTransition *transitionStatus `json:"last_transition,omitempty"`
+	LastTakeover   *transitionStatus `json:"last_takeover,omitempty"` // also an aborted one
+	LastRelease    *transitionStatus `json:"last_release,omitempty"`
+	Transitions    transitionCounts  `json:"transitions"`
+
+	Probes    probeStatus    `json:"probes"`
+	Conflicts conflictStatus `json:"conflicts"`
+	Fence     fenceStatus    `json:"fence"`
+}
+
+// transitionStatus is one takeover, aborted takeover or release.
+type transitionStatus struct {
+	From    string        `json:"from"`
+	To      string        `json:"to"`
+	Cause   string        `json:"cause"`
+	Reason  string        `json:"reason"`
+	OK      bool          `json:"ok"`
+	At      string        `json:"at"`
+	TotalMS float64       `json:"total_ms"`
+	Phases  []phaseStatus `json:"phases"` // in the order they ran
+}
+
+// phaseStatus is one resource start or stop, or the announcement.
+type phaseStatus struct {
+	Action   string  `json:"action"` // start, stop, announce
+	Resource string  `json:"resource"`
+	MS       float64 `json:"ms"`
+	Error    string  `json:"error,omitempty"`
+}
+
+type transitionCounts struct {
+	Takeovers       int `json:"takeovers"`
+	FailedTakeovers int `json:"failed_takeovers"`
+	Releases        int `json:"releases"`
+}
+
+// probeStatus counts probe results since start. LastAnswered is when the
+// newest answer arrived (its send time plus RTT).
+type probeStatus struct {
+	Sent              int     `json:"sent"`
+	Answered          int     `json:"answered"`
+	Missed            int     `json:"missed"`
+	ConsecutiveMissed int     `json:"consecutive_missed"`
+	LastSent          string  `json:"last_sent,omitempty"`
+	LastAnswered      string  `json:"last_answered,omitempty"`
+	LastRTTMS         float64 `json:"last_rtt_ms"`
+	LastStatus        int     `json:"last_status,omitempty"` // SIP status code
+	LastResponder     string  `json:"last_responder,omitempty"`
+	LastError         string  `json:"last_error,omitempty"` // of the newest unanswered probe
+}
+
+type conflictStatus struct {
+	Count      int    `json:"count"`
+	LastVIP    string `json:"last_vip,omitempty"`
+	LastHolder string `json:"last_holder,omitempty"` // MAC
+	LastAt     string `json:"last_at,omitempty"`
+}
+
+type fenceStatus struct {
+	Runs       int     `json:"runs"`
+	Failed     int     `json:"failed"`
+	LastResult string  `json:"last_result,omitempty"` // ok or failed
+	LastError  string  `json:"last_error,omitempty"`
+	LastAt     string  `json:"last_at,omitempty"`
+	LastMS     float64 `json:"last_ms"`
+}
+
+var _ events = (*stateTracker)(nil)
+
+// newStateTracker starts with what the configuration says; the role is
+// known once the agent calls Started.
+func newStateTracker(cfg *config) *stateTracker {
+	t := &stateTracker{
+		name:        cfg.Name,
+		primary:     cfg.Primary,
+		probeTarget: cfg.ProbeTarget,
+		role:        roleStarting,
+		vips:        []string{},
+	}
+	for _, v := range cfg.VIPs {
+		t.vips = append(t.vips, vipString(v))
+	}
+	return t
+}
+
+func vipString(v vipSpec) string {
+	p := v.Prefix
+	if !p.IsValid() {
+		p = netip.PrefixFrom(v.Addr, v.Addr.BitLen())
+	}
+	if v.Iface == "" {
+		return p.String()
+	}
+	return p.String() + "@" + v.Iface
+}
+
+func (t *stateTracker) Started(r role, vipsHeld int) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.started, t.since, t.role, t.vipsHeld = now, now, r.String(), vipsHeld
+}
+
+func (t *stateTracker) Probed(r probeResult) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := &t.probes
+	p.Sent++
+	if r.Sent.After(t.lastSent) {
+		t.lastSent = r.Sent
+	}
+	if !r.Answered {
+		p.Missed++
+		p.ConsecutiveMissed++
+		if r.Err != nil {
+			p.LastError = r.Err.Error()
+		} else {
+			p.LastError = "no answer"
+		}
+		return
+	}
+	p.Answered++
+	p.ConsecutiveMissed = 0
+	if at := r.Sent.Add(r.RTT); at.After(t.lastAns) {
+		t.lastAns = at
+		p.LastRTTMS = msFloat(r.RTT)
+		p.LastStatus = r.Status
+		p.LastResponder = r.Server
+	}
+}
+
+func (t *stateTracker) Phase(action, resource string, d time.Duration, err error) {
+	ph := phaseStatus{Action: action, Resource: resource, MS: msFloat(d)}
+	if err != nil {
+		ph.Error = err.Error()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pending) < maxPendingPhases {
+		t.pending = append(t.pending, ph)
+	}
+}
+
+func (t *stateTracker) Transition(from, to role, cause, reason string, ok bool, total time.Duration) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tr := &transitionStatus{
+		From: from.String(), To: to.String(), Cause: cause, Reason: reason, OK: ok,
+		At: timeString(now), TotalMS: msFloat(total), Phases: t.pending,
+	}
+	if tr.Phases == nil {
+		tr.Phases = []phaseStatus{}
+	}
+	t.pending = nil
+	t.lastTrans = tr
+	switch {
+	case to == roleActive:
+		t.lastTake = tr
+		t.takeovers++
+	case from == rolePassive: // aborted takeover: the role did not change
+		t.lastTake = tr
+		t.failedTake++
+	default:
+		t.lastRel = tr
+		t.releases++
+	}
+	t.role = to.String()
+	if from != to {
+		t.since = now
+	}
+}
+
+func (t *stateTracker) Conflict(vip netip.Addr, holder net.HardwareAddr) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.conflicts.Count++
+	t.conflicts.LastVIP = vip.String()
+	t.conflicts.LastHolder = holder.String()
+	t.lastConf = now
+}
+
+func (t *stateTracker) Fenced(err error, d time.Duration) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := &t.fence
+	f.Runs++
+	f.LastMS = msFloat(d)
+	f.LastResult, f.LastError = "ok", ""
+	if err != nil {
+		f.Failed++
+		f.LastResult, f.LastError = "failed", err.Error()
+	}
+	t.lastFence = now
+}
+
+func (t *stateTracker) Stopping() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopping = true
+}
+
+// Snapshot copies the state; the result shares nothing with the tracker.
+func (t *stateTracker) Snapshot() statusSnapshot {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := statusSnapshot{
+		Name:        t.name,
+		Role:        t.role,
+		Primary:     t.primary,
+		VIPs:        append([]string{}, t.vips...),
+		ProbeTarget: t.probeTarget,
+		Now:         timeString(now),
+		Started:     timeString(t.started),
+		VIPsHeld:    t.vipsHeld,
+		Since:       timeString(t.since),
+		Stopping:    t.stopping,
+		Transitions: transitionCounts{Takeovers: t.takeovers, FailedTakeovers: t.failedTake, Releases: t.releases},
+		Probes:      t.probes,
+		Conflicts:   t.conflicts,
+		Fence:       t.fence,
+		LastTakeover: copyTransition(t.lastTake),
+		LastRelease:  copyTransition(t.lastRel),
+	}
+	s.LastTransition = copyTransition(t.lastTrans)
+	if s.LastTransition != nil {
+		s.LastCause, s.LastReason = s.LastTransition.Cause, s.LastTransition.Reason
+	}
+	s.Probes.LastSent = timeString(t.lastSent)
+	s.Probes.LastAnswered = timeString(t.lastAns)
+	s.Conflicts.LastAt = timeString(t.lastConf)
+	s.Fence.LastAt = timeString(t.lastFence)
+	return s
+}
+
+func copyTransition(tr *transitionStatus) *transitionStatus {
+	if tr == nil {
+		return nil
+	}
+	c := *tr
+	c.Phases = append([]phaseStatus{}, tr.Phases...)
+	return &c
+}
+
+// timeString is RFC 3339 with nanoseconds in UTC, or "" for the zero time
+// (then omitted from the JSON).
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// msFloat is a duration in milliseconds.
+func msFloat(d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond)
+}
+
+// String is a few lines for a terminal: what `flip status` can print when
+// asked for text rather than JSON.
+func (s statusSnapshot) String() string {
+	out := fmt.Sprintf("%s: %s", s.Name, s.Role)
+	if s.Since != "" {
+		out += " since " + s.Since
+	}
+	if s.Primary {
+		out += " (primary)"
+	}
+	out += "\n"
+	if tr := s.LastTransition; tr != nil {
+		ok := "ok"
+		if !tr.OK {
+			ok = "FAILED"
+		}
+		out += fmt.Sprintf("last transition: %s -> %s at %s, %s (%s): %s, %.2f ms\n", tr.From, tr.To, tr.At, tr.Cause, ok, tr.Reason, tr.TotalMS)
+		for _, p := range tr.Phases {
+			line := fmt.Sprintf("  %-8s %-20s %9.2f ms", p.Action, p.Resource, p.MS)
+			if p.Error != "" {
+				line += "  error: " + p.Error
+			}
+			out += line + "\n"
+		}
+	}
+	p := s.Probes
+	out += fmt.Sprintf("probes to %s: %d sent, %d answered, %d missed (%d in a row)", s.ProbeTarget, p.Sent, p.Answered, p.Missed, p.ConsecutiveMissed)
+	if p.LastAnswered != "" {
+		out += fmt.Sprintf("; last answer %s, %.2f ms, %d from %q", p.LastAnswered, p.LastRTTMS, p.LastStatus, p.LastResponder)
+	}
+	out += "\n"
+	if s.Conflicts.Count > 0 {
+		out += fmt.Sprintf("VIP conflicts: %d, last %s held by %s at %s\n", s.Conflicts.Count, s.Conflicts.LastVIP, s.Conflicts.LastHolder, s.Conflicts.LastAt)
+	}
+	if s.Fence.Runs > 0 {
+		out += fmt.Sprintf("fence: %d runs, %d failed, last %s at %s", s.Fence.Runs, s.Fence.Failed, s.Fence.LastResult, s.Fence.LastAt)
+		if s.Fence.LastError != "" {
+			out += ": " + s.Fence.LastError
+		}
+		out += "\n"
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// holderCheck looks on the wire for another box answering ARP for a VIP.
+// It reports wait when the takeover must wait, and the holder when one is
+// there but FLIP_HOLDER_WAIT is over (the takeover then needs the fence).
+// Probe answers that arrived during the check are taken in first: the
+// service may be back.
+func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder conflictReport) {
+	for _, v := range a.cfg.VIPs {
+		mac, err := a.findHolder(v)
+		if err != nil {
+			a.log.Error("cannot check who holds the VIP; not taking over", "vip", v.Addr, "err", err)
+			return true, holder
+		}
+		if mac == nil {
+			continue
+		}
+		first := a.m.holderSince.IsZero()
+		if first {
+			a.ev.Conflict(v.Addr, mac)
+		}
+		if a.m.holderSeen(time.Now()) {
+			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac, "wait", a.cfg.HolderWait)
+			holder = conflictReport{vip: v, mac: mac}
+			break
+		}
+		if first {
+			a.log.Info("another box still holds the VIP; waiting for it to release", "vip", v.Addr, "holder", mac, "wait_at_most", a.cfg.HolderWait)
+		}
+		return true, holder
+	}
+	for {
+		select {
+		case r := <-results:
+			a.m.observe(r)
+			a.ev.Probed(r)
+		default:
+			return a.m.decide(time.Now()).Verdict != verdictTakeover, holder
+		}
+	}
+}
+
+// takeover starts every resource left to right, announcing the VIPs as soon
+// as the network resources are in place. A failed start stops what was
+// started, right to left, and the box stays passive.
+func (a *agent) takeover(ctx context.Context, cause, reason string) {
+	start := time.Now()
+	a.m.setRole(roleActive, start, cause)
+	a.log.Info("taking over", "reason", reason)
+	var phases []string
+	for i, r := range a.resources {
+		d, err := a.phase(ctx, "start", r)
+		phases = append(phases, fmt.Sprintf("%s=%s", r.Name(), ms(d)))
+		if err != nil {
+			a.log.Error("takeover failed; stopping what was started", "resource", r.Name(), "err", err)
+			a.stopAll(ctx, i)
+			a.m.setRole(rolePassive, time.Now(), causeTakeoverFailed)
+			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(time.Since(start)))
+			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
+			return
+		}
+		if i == a.network-1 {
+			t := time.Now()
+			a.announce.Start(a.cfg.VIPs)
+			a.ev.Phase("announce", "gratuitous ARP", time.Since(t), nil)
+			phases = append(phases, "announce="+ms(time.Since(t)))
+			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
+		}
+	}
+	a.log.Info("takeover complete", "total", ms(time.Since(start)), "phases", strings.Join(phases, " "), "reason", reason)
+	a.ev.Transition(rolePassive, roleActive, cause, reason, true, time.Since(start))
+}
+
+// release stops every resource right to left: services first, then routes
+// (src restored while the VIP still exists, so the connected route
+// survives), then the VIPs.
+func (a *agent) release(ctx context.Context, cause, reason string) {
+	start := time.Now()
+	a.log.Warn("releasing", "reason", reason)
+	a.announce.Stop()
+	a.stopAll(ctx, len(a.resources)-1)
+	a.m.setRole(rolePassive, time.Now(), cause)
+	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
+	a.ev.Transition(roleActive, rolePassive, cause, reason, true, time.Since(start))
+}
+
+// stopAll stops resources[last] down to resources[0]. A failing stop is
+// logged and the rest still stop: a half-released box is worse.
+func (a *agent) stopAll(ctx context.Context, last int) {
+	if last >= a.network-1 {
+		a.announce.Stop()
+	}
+	for i := last; i >= 0; i-- {
+		if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
+			a.log.Error("stop failed; continuing the release", "resource", a.resources[i].Name(), "err", err)
+		}
+	}
+}
+
+// phase runs one start or stop with its timeout and logs its duration.
+func (a *agent) phase(ctx context.Context, action string, r resource) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.resourceTimeout(r))
+	defer cancel()
+	t := time.Now()
+	var err error
+	if action == "start" {
+		err = r.Start(ctx)
+	} else {
+		err = r.Stop(ctx)
+	}
+	d := time.Since(t)
+	a.ev.Phase(action, r.Name(), d, err)
+	if err == nil {
+		a.log.Info("phase done", "action", action, "resource", r.Name(), "duration", ms(d))
+	}
+	return d, err
+}
+
+// ms formats a duration in milliseconds with two decimals.
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// fenceRetryDelay spaces fence attempts after a failed one: the fence is a
+// power switch or a management API, not something to hammer.
+const fenceRetryDelay = 5 * time.Second
+
+// fenced runs FLIP_FENCE_CMD before a takeover past a holder that did not
+// release, where two boxes could otherwise hold the address. Without a
+// fence command it allows the takeover. A failed fence stops the takeover;
+// it is tried again after fenceRetryDelay.
+func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
+	if a.fence == nil {
+		return true
+	}
+	if time.Now().Before(a.nextFence) {
+		return false
+	}
+	t := time.Now()
+	err := a.fence(ctx, c)
+	a.ev.Fenced(err, time.Since(t))
+	if err != nil {
+		a.nextFence = time.Now().Add(fenceRetryDelay)
+		a.log.Error("fence failed; not taking over", "vip", c.vip.Addr, "holder", c.mac, "err", err, "retry_in", fenceRetryDelay)
+		return false
+	}
+	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac, "duration", ms(time.Since(t)))
+	return true
+}
