@@ -269,8 +269,11 @@ test_failed_takeover() {
 		bash -c "grep 'action=stop' '$LAB_DIR/b/flip.log' | grep -o 'resource=[^ ]*' | head -4 | tr '\n' ' ' | grep -q 'resource=asterisk resource=fonebridge resource=routes resource=$LAB_VIP/24'"
 }
 
+# shellcheck source=testdata/netns_safety.sh
+source "$ROOT/testdata/netns_safety.sh"
+
 FILTER=${1:-}
-for t in cold_start box_dies_and_returns asterisk_dies cold_standby holder_releases_after_start_timeout restart failed_takeover; do
+for t in cold_start box_dies_and_returns asterisk_dies cold_standby holder_releases_after_start_timeout restart failed_takeover $SAFETY_TESTS; do
 	run_test "$t"
 done
 echo

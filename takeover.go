@@ -63,6 +63,7 @@ func (a *agent) takeover(ctx context.Context, cause, reason string) {
 			a.stopAll(ctx, i)
 			a.m.setRole(rolePassive, time.Now(), causeTakeoverFailed)
 			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(time.Since(start)))
+			a.logHoldDown()
 			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
 			return
 		}
@@ -88,6 +89,7 @@ func (a *agent) release(ctx context.Context, cause, reason string) {
 	a.stopAll(ctx, len(a.resources)-1)
 	a.m.setRole(rolePassive, time.Now(), cause)
 	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
+	a.logHoldDown()
 	a.ev.Transition(roleActive, rolePassive, cause, reason, true, time.Since(start))
 }
 
@@ -153,4 +155,11 @@ func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
 	}
 	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac, "duration", ms(time.Since(t)))
 	return true
+}
+
+// logHoldDown says when a box that failed on its own will try again.
+func (a *agent) logHoldDown() {
+	if until := a.m.holdDownEnd; time.Now().Before(until) {
+		a.log.Warn("holding down after this box's own failure: no takeover until then", "until", until.Format(time.RFC3339), "hold_down", a.cfg.HoldDown)
+	}
 }

@@ -1,0 +1,191 @@
+# netns_safety.sh — the fault matrix of "never two, never none", sourced by
+# netns_test.sh (which provides the lab, expect, fail and the helpers).
+
+# nft_loss NS PERCENT: drop PERCENT % of the packets in and out of eth0 in
+# namespace NS (this kernel has no netem). Loopback is left alone: the
+# active box's probe of its own VIP is not on the wire.
+nft_loss() {
+	lab_exec "$1" nft -f - <<EOF
+table inet fliploss {
+	chain in { type filter hook input priority 0; iifname "eth0" numgen random mod 100 < $2 drop; }
+	chain out { type filter hook output priority 0; oifname "eth0" numgen random mod 100 < $2 drop; }
+}
+EOF
+}
+
+# nft_isolate NS: drop everything in and out of eth0 but keep the link up,
+# so only a tiebreaker can tell the box it is cut off.
+nft_isolate() {
+	lab_exec "$1" nft -f - <<'EOF'
+table netdev flipcut {
+	chain in { type filter hook ingress device "eth0" priority 0; drop; }
+	chain out { type filter hook egress device "eth0" priority 0; drop; }
+}
+EOF
+}
+
+# nft_partition: the switch stops forwarding between the two boxes (ARP
+# included); both still reach the client.
+nft_partition() {
+	lab_exec sw nft -f - <<'EOF'
+table bridge flippart {
+	chain partition {
+		type filter hook forward priority 0;
+		iifname "pa" oifname "pb" drop;
+		iifname "pb" oifname "pa" drop;
+	}
+}
+EOF
+}
+nft_heal() { lab_exec sw nft delete table bridge flippart; }
+
+transitions() { grep -cE 'msg="(taking over|releasing)"' "$LAB_DIR/$1/flip.log" 2>/dev/null; }
+neigh_is() { [ "$(lab_client_neigh)" = "$(lab_mac "$1")" ]; }
+# hot_pair: Asterisk running on both boxes, box a serving.
+hot_pair() {
+	lab_standin a
+	lab_standin b
+	lab_flip a "$@"
+	lab_flip b "$@"
+	lab_wait 10 serving a || fail "box a did not start serving"
+	sleep 1
+}
+
+# 3.1 Packet loss does not flip: 10 % each way on both boxes and the client.
+test_loss_does_not_flip() {
+	hot_pair
+	local before_a before_b secs=${LOSS_SECONDS:-60}
+	before_a=$(transitions a) before_b=$(transitions b)
+	for n in a b c; do nft_loss "$n" 10 || fail "nft loss rule in $n"; done
+	lab_log "10 % loss each way for ${secs} s"
+	sleep "$secs"
+	expect "no takeover or release under 10 % loss (a)" test "$(transitions a)" = "$before_a"
+	expect "no takeover or release under 10 % loss (b)" test "$(transitions b)" = "$before_b"
+	expect "a still the only holder" only_holder a
+}
+
+# 3.2 A flap shorter than FLIP_DEAD_AFTER flips nothing.
+test_short_flap() {
+	hot_pair
+	lab_cut a
+	sleep 0.5
+	lab_join a
+	sleep 3
+	expect "b never took over" bash -c "! grep -q 'taking over' '$LAB_DIR/b/flip.log'"
+	expect "a never released" bash -c "! grep -q releasing '$LAB_DIR/a/flip.log'"
+	expect "a still the only holder" only_holder a
+	expect "SIP answers" sip_ok
+}
+
+# 3.3 Hung holder: a's flip frozen, its Asterisk dead, its kernel still
+# answering ARP. b waits FLIP_HOLDER_WAIT, fences, takes over, and keeps
+# announcing while a's kernel claims the VIP.
+test_hung_holder() {
+	cat >"$LAB_DIR/fence" <<EOF
+#!/bin/sh
+echo "\$(date +%s%3N) fence \$*" >>"$LAB_DIR/fence.log"
+exit \${FENCE_EXIT:-0}
+EOF
+	chmod +x "$LAB_DIR/fence"
+	hot_pair FLIP_HOLDER_WAIT=3s FLIP_FENCE_CMD="$LAB_DIR/fence"
+	lab_sipp
+	kill -STOP "${LAB_FLIP_PID[a]}"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "b waits for the holder first" lab_wait 4 log_has b 'another box still holds the VIP'
+	expect "b does not take over before FLIP_HOLDER_WAIT" never_holds b 2
+	expect "b takes over after FLIP_HOLDER_WAIT" lab_wait 5 lab_holds b
+	expect "the fence ran with the VIP and the holder's MAC" grep -q "fence $LAB_VIP $(lab_mac a)" "$LAB_DIR/fence.log"
+	expect "the fence ran before the takeover" log_has b 'fence done; taking over'
+	expect "client's neighbour entry ends on b" lab_wait 5 neigh_is b
+	expect "b keeps announcing while a's kernel claims the VIP" lab_wait 4 log_has b 'another box claims the VIP; announcing it again'
+	expect "SIP answers through the VIP (b)" lab_wait 5 sip_ok
+	kill -CONT "${LAB_FLIP_PID[a]}"
+}
+
+# 3.3b A failed fence stops the takeover, with a clear log line.
+test_fence_fails() {
+	printf '#!/bin/sh\necho "no power switch answers" >&2\nexit 1\n' >"$LAB_DIR/fence"
+	chmod +x "$LAB_DIR/fence"
+	hot_pair FLIP_HOLDER_WAIT=2s FLIP_FENCE_CMD="$LAB_DIR/fence"
+	kill -STOP "${LAB_FLIP_PID[a]}"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "fence failure logged with its output" lab_wait 6 log_has b 'fence failed; not taking over.*no power switch answers'
+	expect "b did not take over" never_holds b 3
+	kill -CONT "${LAB_FLIP_PID[a]}"
+}
+
+# 3.4 Isolated box stays out: with a tiebreaker (the client stands in for the
+# gateway), a passive box cut off from everything (link still up) does not
+# take over; a cut-off active box releases and the other takes over.
+test_isolated_passive() {
+	hot_pair FLIP_TIEBREAKER="${LAB_ADDR[c]}"
+	nft_isolate b
+	expect "isolated passive box never takes the VIP (6 s)" never_holds b 6
+	expect "a still serves" serving a
+}
+
+test_isolated_active() {
+	hot_pair FLIP_TIEBREAKER="${LAB_ADDR[c]}"
+	nft_isolate a
+	expect "isolated active box releases" lab_wait 4 log_has a 'cause=isolated\|this box is cut off'
+	expect "b takes over" lab_wait 4 lab_holds b
+	expect "SIP answers through b" lab_wait 5 sip_ok
+}
+
+# 3.5 Heal after split brain: a partition between the boxes (no tiebreaker)
+# makes both hold the VIP; after healing the primary keeps it.
+test_split_brain_heals() {
+	hot_pair
+	nft_partition
+	expect "partition: b takes over too" lab_wait 5 lab_holds b
+	expect "split brain: both hold the VIP" test "$(lab_holders)" = "a b"
+	nft_heal
+	expect "healed: only the primary (a) holds it" lab_wait 6 only_holder a
+	expect "b released for split brain" log_has b 'releasing.*primary keeps it'
+	expect "client's neighbour entry ends on a" lab_wait 5 neigh_is a
+	expect "SIP answers" lab_wait 3 sip_ok
+}
+
+# 3.5b A cut-off active box comes back: it still held the VIP while its
+# link was down; on return it sees b serving and yields.
+test_cut_active_returns() {
+	hot_pair
+	lab_cut a
+	expect "b takes over" lab_wait 5 lab_holds b
+	lab_join a
+	expect "returning a yields: only b holds" lab_wait 5 only_holder b
+	expect "a yielded after its link came back" log_has a "link came back: yielding"
+	expect "client's neighbour entry ends on b" lab_wait 5 neigh_is b
+	expect "SIP answers" lab_wait 3 sip_ok
+}
+
+# 3.6 Both Asterisks dead (service start fails everywhere): no ping-pong.
+test_both_dead_no_ping_pong() {
+	LAB_STANDIN_ARGS=""
+	lab_flip a STANDIN_FAIL_START=1 FLIP_INIT_DEAD=2s
+	lab_flip b STANDIN_FAIL_START=1 FLIP_INIT_DEAD=2s
+	sleep 15
+	local n
+	n=$(($(grep -c 'taking over' "$LAB_DIR/a/flip.log") + $(grep -c 'taking over' "$LAB_DIR/b/flip.log")))
+	expect "at most one takeover attempt per box in 15 s (got $n)" test "$n" -le 2
+	expect "the hold-down is logged with its end" log_has a 'holding down after this box.s own failure'
+	expect "nobody holds the VIP" test -z "$(lab_holders)"
+}
+
+# 3.7 Someone removes the VIP or rewrites the route on the active box: flip
+# puts it back (netlink subscription) and announces again.
+test_drift_repaired() {
+	hot_pair
+	lab_exec a ip addr del "$LAB_VIP/24" dev eth0
+	expect "VIP put back within 1.5 s" lab_wait 2 lab_holds a
+	expect "connected route back with src = VIP" lab_wait 2 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
+	expect "repair logged" log_has a 'VIP was removed from the active box by someone else'
+	lab_exec a ip route change "$LAB_SUBNET" dev eth0 proto kernel scope link src "${LAB_ADDR[a]}"
+	expect "route src set back to the VIP within 1.5 s" lab_wait 2 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
+	expect "route repair logged" log_has a 'route src changed by someone else'
+	expect "re-announced" log_has a 'repaired the active box'
+	expect "SIP answers" sip_ok
+	expect "b never took over" bash -c "! grep -q 'taking over' '$LAB_DIR/b/flip.log'"
+}
+
+SAFETY_TESTS="short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
