@@ -59,6 +59,7 @@ test_loss_does_not_flip() {
 	for n in a b c; do nft_loss "$n" 10 || fail "nft loss rule in $n"; done
 	lab_log "10 % loss each way for ${secs} s"
 	sleep "$secs"
+	echo "    false flips in ${secs} s at 10 % loss each way: $(($(transitions a) - before_a + $(transitions b) - before_b))"
 	expect "no takeover or release under 10 % loss (a)" test "$(transitions a)" = "$before_a"
 	expect "no takeover or release under 10 % loss (b)" test "$(transitions b)" = "$before_b"
 	expect "a still the only holder" only_holder a
