@@ -34,6 +34,9 @@ type agent struct {
 	// fence runs FLIP_FENCE_CMD; nil when none is set.
 	fence func(ctx context.Context, c conflictReport) error
 
+	journal *journal   // FLIP_STATE_FILE
+	crash   crashPoint // FLIP_DEBUG_CRASH_AFTER (tests only)
+
 	conflictCheckRunning bool // a conflict check goroutine is out
 	nextFence            time.Time
 }
@@ -83,7 +86,27 @@ const fonulatorRetryDelay = time.Second
 // Asterisk is untouched); without them passive. Either way the connected
 // routes are repaired first, since a VIP deleted while flip was down takes
 // its connected route with it.
-func (a *agent) resume(now time.Time) error {
+func (a *agent) resume(ctx context.Context, now time.Time) error {
+	entry, err := a.journal.load()
+	if err != nil {
+		a.log.Warn("ignoring the state file; inspecting the box instead", "err", err)
+	}
+	switch entry.Op {
+	case opTakeover:
+		a.m = newMachine(a.timing(), now, rolePassive)
+		a.m.setLink(linksCarrying(a.cfg.VIPs))
+		a.log.Warn("flip stopped during a takeover; finishing it", "done_before", entry.Done)
+		a.ev.Started(rolePassive, 0)
+		a.takeoverFrom(ctx, entry.Cause, "finishing the takeover interrupted by a restart", entry)
+		return nil
+	case opRelease:
+		a.m = newMachine(a.timing(), now, roleActive)
+		a.log.Warn("flip stopped during a release; finishing it")
+		a.ev.Started(roleActive, len(a.cfg.VIPs))
+		a.release(ctx, entry.Cause, "finishing the release interrupted by a restart")
+		a.m.setLink(linksCarrying(a.cfg.VIPs))
+		return nil
+	}
 	held := 0
 	for _, v := range a.cfg.VIPs {
 		ok, err := a.addrs.Query(v)
@@ -140,7 +163,7 @@ func (a *agent) timing() timing {
 // the box happens on this goroutine; probes, pings, netlink and conflict
 // checks run beside it and report through channels.
 func (a *agent) run(ctx context.Context) error {
-	if err := a.resume(time.Now()); err != nil {
+	if err := a.resume(ctx, time.Now()); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -48,6 +48,9 @@ type envSpec struct {
 	HoldDown         time.Duration `envconfig:"FLIP_HOLD_DOWN" default:"2m"`
 	ConflictInterval time.Duration `envconfig:"FLIP_CONFLICT_INTERVAL" default:"1s"`
 
+	StateFile       string `envconfig:"FLIP_STATE_FILE" default:"/run/flip/state.json"`
+	DebugCrashAfter string `envconfig:"FLIP_DEBUG_CRASH_AFTER"`
+
 	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
 	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
 	NotifyTimeout time.Duration `envconfig:"FLIP_NOTIFY_TIMEOUT" default:"10s"`
@@ -89,6 +92,9 @@ type config struct {
 	FenceTimeout     time.Duration
 	HoldDown         time.Duration // no takeover this long after an own failure
 	ConflictInterval time.Duration // how often an active box asks who else holds its VIPs
+
+	StateFile       string // the takeover/release journal
+	DebugCrashAfter string // test only: SIGKILL self after this step
 
 	MetricsAddr   string // host:port for Prometheus and /status; "" = off
 	NotifyCmd     string // run on every role change; "" = none
@@ -178,6 +184,8 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		FenceTimeout:        spec.FenceTimeout,
 		HoldDown:            spec.HoldDown,
 		ConflictInterval:    spec.ConflictInterval,
+		StateFile:           spec.StateFile,
+		DebugCrashAfter:     strings.TrimSpace(spec.DebugCrashAfter),
 		MetricsAddr:         strings.TrimSpace(spec.MetricsAddr),
 		NotifyCmd:           strings.TrimSpace(spec.NotifyCmd),
 		NotifyTimeout:       spec.NotifyTimeout,
@@ -202,6 +210,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return nil, badVar("FLIP_METRICS_ADDR", "%q is not HOST:PORT (%v); e.g. 127.0.0.1:9641, or leave it empty for no metrics", c.MetricsAddr, err)
 		}
+	}
+	if !strings.HasPrefix(c.StateFile, "/") {
+		return nil, badVar("FLIP_STATE_FILE", "%q must be an absolute path, e.g. /run/flip/state.json", c.StateFile)
 	}
 	if c.ControlSocket == "" || !strings.HasPrefix(c.ControlSocket, "/") {
 		return nil, badVar("FLIP_CONTROL_SOCKET", "%q must be an absolute path, e.g. /run/flip/flip.sock", c.ControlSocket)

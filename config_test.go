@@ -129,6 +129,7 @@ func ftDefaultConfig() *config {
 		FenceTimeout:     30 * time.Second,
 		HoldDown:         2 * time.Minute,
 		ConflictInterval: time.Second,
+		StateFile:        "/run/flip/state.json",
 		NotifyTimeout:    10 * time.Second,
 		ControlSocket:    "/run/flip/flip.sock",
 		LogFormat:        "text",

@@ -19,6 +19,7 @@ import (
 )
 
 const usageText = `usage: flip [run]            run the failover agent (configured by FLIP_* variables)
+       flip check [--json]     validate the configuration and the box, print the takeover plan; changes nothing
        flip watch [TARGET]     measure a SIP outage from a client (flip watch -h)
 
 Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.
@@ -43,6 +44,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return runAgent(stderr)
 	case "watch":
 		return runWatch(args, stdout, stderr)
+	case "check":
+		return runCheck(args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
@@ -107,6 +110,8 @@ func runAgent(stderr io.Writer) int {
 			return cfg.ResourceTO
 		},
 	}
+	ag.journal = &journal{path: cfg.StateFile}
+	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
 	if len(cfg.Tiebreakers) > 0 {
 		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)

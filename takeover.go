@@ -51,11 +51,25 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 // as the network resources are in place. A failed start stops what was
 // started, right to left, and the box stays passive.
 func (a *agent) takeover(ctx context.Context, cause, reason string) {
+	a.takeoverFrom(ctx, cause, reason, journalEntry{})
+}
+
+// takeoverFrom is takeover, skipping the non-network resources that an
+// interrupted takeover (journal entry prior) had already started: fonulator
+// is not run twice. VIPs and routes are always redone; that is idempotent.
+func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior journalEntry) {
 	start := time.Now()
 	a.m.setRole(roleActive, start, cause)
 	a.log.Info("taking over", "reason", reason)
+	entry := journalEntry{Op: opTakeover, Cause: cause}
+	a.record(entry)
 	var phases []string
 	for i, r := range a.resources {
+		if i >= a.network && prior.done(r.Name()) {
+			a.log.Info("phase already done before the restart", "action", "start", "resource", r.Name())
+			entry.Done = append(entry.Done, r.Name())
+			continue
+		}
 		d, err := a.phase(ctx, "start", r)
 		phases = append(phases, fmt.Sprintf("%s=%s", r.Name(), ms(d)))
 		if err != nil {
@@ -67,14 +81,27 @@ func (a *agent) takeover(ctx context.Context, cause, reason string) {
 			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
 			return
 		}
+		entry.Done = append(entry.Done, r.Name())
+		if i < a.network {
+			a.crash.after(r.Name())
+		}
 		if i == a.network-1 {
 			t := time.Now()
 			a.announce.Start(a.cfg.VIPs)
 			a.ev.Phase("announce", "gratuitous ARP", time.Since(t), nil)
 			phases = append(phases, "announce="+ms(time.Since(t)))
 			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
+			a.crash.after("announce")
+		}
+		if i >= a.network-1 {
+			// Journal writes stay off the path from decision to announcement.
+			a.record(entry)
+		}
+		if i >= a.network {
+			a.crash.after(r.Name())
 		}
 	}
+	a.record(journalEntry{Op: opActive, Cause: cause})
 	a.log.Info("takeover complete", "total", ms(time.Since(start)), "phases", strings.Join(phases, " "), "reason", reason)
 	a.ev.Transition(rolePassive, roleActive, cause, reason, true, time.Since(start))
 }
@@ -85,6 +112,7 @@ func (a *agent) takeover(ctx context.Context, cause, reason string) {
 func (a *agent) release(ctx context.Context, cause, reason string) {
 	start := time.Now()
 	a.log.Warn("releasing", "reason", reason)
+	a.record(journalEntry{Op: opRelease, Cause: cause})
 	a.announce.Stop()
 	a.stopAll(ctx, len(a.resources)-1)
 	a.m.setRole(rolePassive, time.Now(), cause)
@@ -103,6 +131,16 @@ func (a *agent) stopAll(ctx context.Context, last int) {
 		if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
 			a.log.Error("stop failed; continuing the release", "resource", a.resources[i].Name(), "err", err)
 		}
+		a.crash.after("stop:" + a.resources[i].Name())
+	}
+	a.record(journalEntry{Op: opPassive})
+}
+
+// record writes the journal; a failure is logged and the work goes on: a
+// missing journal only costs the restart-after-crash shortcut.
+func (a *agent) record(e journalEntry) {
+	if err := a.journal.save(e); err != nil {
+		a.log.Error("cannot write the state file", "err", err)
 	}
 }
 

@@ -99,6 +99,8 @@ lab_flip() {
 		FLIP_FONEBRIDGE_CONF="$LAB_DIR/$box/redfone.conf" \
 		FLIP_INIT_DEAD="${LAB_INIT_DEAD:-30s}" \
 		FLIP_START_TIMEOUT="${LAB_START_TIMEOUT:-60s}" \
+		FLIP_STATE_FILE="$LAB_DIR/$box/state.json" \
+		FLIP_CONTROL_SOCKET="$LAB_DIR/$box/flip.sock" \
 		FONULATOR_LOG="$LAB_DIR/$box/fonulator.log" \
 		STANDIN_STATE_DIR="$LAB_DIR/$box/state" \
 		STANDIN_BIN="$LAB_BIN/standin-asterisk" \
@@ -174,6 +176,7 @@ lab_power_off() {
 		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null && rm -f "$p"
 	done
 	lab_exec "$box" ip addr del "$LAB_VIP/24" dev eth0 2>/dev/null
+	rm -f "$LAB_DIR/$box/state.json" # /run is tmpfs: a reboot clears it
 	return 0
 }
 

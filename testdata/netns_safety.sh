@@ -189,4 +189,49 @@ test_drift_repaired() {
 	expect "b never took over" bash -c "! grep -q 'taking over' '$LAB_DIR/b/flip.log'"
 }
 
-SAFETY_TESTS="short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+# 3.8 Crash at every step: flip on box a kills itself (SIGKILL) right after
+# one takeover phase; restarted, it finishes the takeover from the journal:
+# everything held, routes matching, fonulator and Asterisk started once.
+crash_during_takeover() {
+	local phase=$1
+	LAB_STANDIN_ARGS="-start-delay 1s"
+	lab_flip a FLIP_DEBUG_CRASH_AFTER="$phase"
+	lab_flip b
+	expect "flip killed itself after $phase" lab_wait 5 bash -c "! kill -0 ${LAB_FLIP_PID[a]} 2>/dev/null"
+	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
+	expect "journal says: takeover in progress" grep -q '"op":"takeover"' "$LAB_DIR/a/state.json"
+	lab_flip a
+	expect "restarted flip finishes the takeover" lab_wait 5 log_has a 'flip stopped during a takeover; finishing it'
+	expect "a serves" lab_wait 8 serving a
+	expect "route src = VIP" test "$(route_src a)" = "$LAB_VIP"
+	expect "fonulator ran exactly once" test "$(fonulator_runs a)" = 1
+	expect "Asterisk started exactly once" test "$(calls a start)" = 1
+	expect "journal says: active" lab_wait 2 grep -q '"op":"active"' "$LAB_DIR/a/state.json"
+	expect "only a holds" only_holder a
+}
+test_crash_after_vip() { crash_during_takeover "$LAB_VIP/24"; }
+test_crash_after_routes() { crash_during_takeover routes; }
+test_crash_after_announce() { crash_during_takeover announce; }
+test_crash_after_fonebridge() { crash_during_takeover fonebridge; }
+test_crash_after_asterisk() { crash_during_takeover asterisk; }
+
+# 3.8b Crash during a release (after Asterisk was stopped): the restarted
+# flip finishes the release (route src back, then the VIP), b takes over.
+test_crash_during_release() {
+	LAB_STANDIN_ARGS="-start-delay 1s"
+	lab_flip a FLIP_DEBUG_CRASH_AFTER=stop:asterisk
+	lab_flip b
+	lab_wait 10 serving a || fail "box a did not start serving"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "flip killed itself during the release" lab_wait 5 bash -c "! kill -0 ${LAB_FLIP_PID[a]} 2>/dev/null"
+	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
+	expect "journal says: release in progress" grep -q '"op":"release"' "$LAB_DIR/a/state.json"
+	lab_flip a
+	expect "restarted flip finishes the release" lab_wait 5 log_has a 'flip stopped during a release; finishing it'
+	expect "a gave the VIP up" lab_wait 3 bash -c "! ip netns exec $(lab_ns a) ip -4 -o addr show dev eth0 | grep -q ' $LAB_VIP/'"
+	expect "a's route src is its own" test "$(route_src a)" = "${LAB_ADDR[a]}"
+	expect "b takes over" lab_wait 5 lab_holds b
+	expect "exactly one holder at the end" lab_wait 5 only_holder b
+}
+
+SAFETY_TESTS="crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
