@@ -34,6 +34,11 @@ type agent struct {
 	// fence runs FLIP_FENCE_CMD; nil when none is set.
 	fence func(ctx context.Context, c conflictReport) error
 
+	// ctl brings operator requests from the control socket; nil: none.
+	ctl chan ctlCall
+	// tracker keeps the state that `flip status` and /status show.
+	tracker *stateTracker
+
 	journal *journal   // FLIP_STATE_FILE
 	crash   crashPoint // FLIP_DEBUG_CRASH_AFTER (tests only)
 
@@ -217,6 +222,13 @@ func (a *agent) run(ctx context.Context) error {
 		case c := <-conflicts:
 			a.conflictCheckRunning = false
 			a.onConflict(ctx, c)
+		case call := <-a.ctl:
+			resp := a.onControl(ctx, call.req)
+			resp.Source = a.cfg.Source.String()
+			if a.tracker != nil {
+				resp.Status = a.tracker.Snapshot()
+			}
+			call.reply <- resp
 		case <-timer.C:
 		}
 		next := a.step(ctx, results)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -33,6 +34,12 @@ type commandRun struct {
 // must never hang a takeover), in its own process group (so a timeout kills
 // the children a script started, too), with combined output captured.
 func execCommand(ctx context.Context, timeout time.Duration, argv []string) commandRun {
+	return execCommandEnv(ctx, timeout, argv, nil)
+}
+
+// execCommandEnv is execCommand with extra environment variables (NAME=value)
+// on top of flip's own, for hooks that get their arguments that way.
+func execCommandEnv(ctx context.Context, timeout time.Duration, argv, env []string) commandRun {
 	if len(argv) == 0 {
 		return commandRun{Code: -1, Err: errors.New("empty command")}
 	}
@@ -40,6 +47,9 @@ func execCommand(ctx context.Context, timeout time.Duration, argv []string) comm
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
 	cmd.Stdin = nil // /dev/null
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -249,6 +249,10 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	return c, nil
 }
 
+// hookVariables are set by flip for its notify hook; a hook that runs flip
+// (say, `flip status`) passes them on, and they are not configuration.
+var hookVariables = map[string]bool{"FLIP_NOTIFY_REASON": true, "FLIP_NOTIFY_TIME": true}
+
 // decodeEnv decodes FLIP_* from the process environment with envconfig and
 // turns its errors into ones that name the variable. It rejects unknown
 // FLIP_* names (a typo would otherwise silently run with a default) and
@@ -269,6 +273,9 @@ func decodeEnv(spec *envSpec) error {
 	sort.Strings(names)
 	for _, name := range names {
 		f, ok := known[name]
+		if !ok && hookVariables[name] {
+			continue
+		}
 		if !ok {
 			return badVar(name, "is not a flip variable; check the spelling against the README's configuration table, or unset it")
 		}

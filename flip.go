@@ -47,6 +47,8 @@ const (
 	causeTakeoverFailed   = "takeover_failed"    // a resource failed to start
 	causeIsolated         = "isolated"           // active: no tiebreaker answers
 	causeSplitBrain       = "split_brain"        // active: another box holds a VIP too
+	causeOperator         = "operator"           // flip release/switchover/takeover
+	causeOperatorForced   = "operator_forced"    // flip takeover --force past a holder
 )
 
 // timing is the part of the configuration the decisions depend on.
@@ -113,7 +115,7 @@ func (m *machine) observeTiebreaker(sent time.Time) {
 // A release for an own failure (cause) starts the hold-down.
 func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
-	m.forced = r == roleActive && cause == causeHolderTimeout
+	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeOperatorForced)
 	m.linkLost = false
 	if r == rolePassive && ownFailure(cause) {
 		m.holdDownEnd = now.Add(m.t.HoldDown)

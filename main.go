@@ -21,6 +21,10 @@ import (
 const usageText = `usage: flip [run]            run the failover agent (configured by FLIP_* variables)
        flip check [--json]     validate the configuration and the box, print the takeover plan; changes nothing
        flip watch [TARGET]     measure a SIP outage from a client (flip watch -h)
+       flip status             the running agent's state (over its control socket)
+       flip switchover         hand the service to the other box, measure the outage
+       flip release            on the active box: give everything up
+       flip takeover [--force] on a passive box: take over now
 
 Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 See README.md for every FLIP_* variable.
@@ -46,6 +50,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return runWatch(args, stdout, stderr)
 	case "check":
 		return runCheck(args, stdout, stderr)
+	case "status", "release", "takeover", "switchover":
+		return runControl(cmd, args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
@@ -85,6 +91,10 @@ func runAgent(stderr io.Writer) int {
 	}
 	defer p.Close()
 
+	tracker := newStateTracker(cfg)
+	notifier := newNotifier(cfg.NotifyCmd, cfg.NotifyTimeout, log)
+	defer notifier.Close() // after the agent's loop has returned
+	ev := multiEvents{tracker, notifier}
 	ag := &agent{
 		cfg:       cfg,
 		log:       log,
@@ -101,7 +111,9 @@ func runAgent(stderr io.Writer) int {
 		findHolder: func(v vipSpec) (net.HardwareAddr, error) {
 			return findHolder(v.Iface, v.Own.Addr(), v.Addr, cfg.ARPCheckWindow)
 		},
-		ev: multiEvents{},
+		ev:      multiEvents{tracker},
+		tracker: tracker,
+		ctl:     make(chan ctlCall),
 		resourceTimeout: func(r resource) time.Duration {
 			if fb, ok := r.(*foneBridge); ok {
 				// fonulator has its own per-run timeout and retries.
@@ -134,6 +146,20 @@ func runAgent(stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if err := serveControl(ctx, cfg.ControlSocket, ag.ctl, log); err != nil {
+		log.Error("cannot open the control socket", "err", err)
+		return 1
+	}
+	if cfg.MetricsAddr != "" {
+		m := newMetricsEvents("")
+		addr, err := serveMetrics(ctx, cfg.MetricsAddr, m, tracker, log)
+		if err != nil {
+			log.Error("cannot serve metrics", "err", err)
+			return 1
+		}
+		ag.ev = append(ev, m)
+		log.Info("serving /metrics and /status", "addr", addr.String())
+	}
 	if err := ag.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("agent stopped", "err", err)
 		return 1
@@ -141,14 +167,17 @@ func runAgent(stderr io.Writer) int {
 	return 0
 }
 
-// checkCommands makes sure the fence command, and the service command when a
-// service is listed, exist: a missing systemctl must show at start, not at
+// checkCommands makes sure the fence and notify commands, and the service
+// command when a service is listed, exist: a missing systemctl must show at start, not at
 // the first takeover.
 func checkCommands(cfg *config) error {
-	if cfg.FenceCmd != "" {
-		prog := strings.Fields(cfg.FenceCmd)[0]
+	for _, c := range []struct{ name, cmd string }{{"FLIP_FENCE_CMD", cfg.FenceCmd}, {"FLIP_NOTIFY_CMD", cfg.NotifyCmd}} {
+		if c.cmd == "" {
+			continue
+		}
+		prog := strings.Fields(c.cmd)[0]
 		if _, err := exec.LookPath(prog); err != nil {
-			return badVar("FLIP_FENCE_CMD", "%q not found (%v); install the fence command or fix its path", prog, err)
+			return badVar(c.name, "%q not found (%v); install the command or fix its path", prog, err)
 		}
 	}
 	if !cfg.has(kindService) {

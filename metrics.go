@@ -26,23 +26,23 @@ import (
 type metricsEvents struct {
 	reg *prometheus.Registry
 
-	role            *prometheus.GaugeVec
-	startTime       prometheus.Gauge
-	probeRTT        prometheus.Histogram
-	probes          prometheus.Counter
-	misses          prometheus.Counter
-	lastAnswer      prometheus.Gauge
-	transitions     *prometheus.CounterVec
-	lastTransition  prometheus.Gauge
-	lastTransDur    prometheus.Gauge
-	phaseDuration   *prometheus.HistogramVec
-	phaseFailures   *prometheus.CounterVec
-	conflicts       *prometheus.CounterVec
-	fence           *prometheus.CounterVec
-	fenceDuration   prometheus.Histogram
-	buildInfo       *prometheus.GaugeVec
-	stoppingGauge   prometheus.Gauge
-	transitionDurHi *prometheus.HistogramVec
+	role           *prometheus.GaugeVec
+	startTime      prometheus.Gauge
+	probeRTT       prometheus.Histogram
+	probes         prometheus.Counter
+	misses         prometheus.Counter
+	lastAnswer     prometheus.Gauge
+	transitions    *prometheus.CounterVec
+	lastTransition prometheus.Gauge
+	lastTransDur   prometheus.Gauge
+	phaseDuration  *prometheus.HistogramVec
+	phaseFailures  *prometheus.CounterVec
+	conflicts      *prometheus.CounterVec
+	fence          *prometheus.CounterVec
+	fenceDuration  prometheus.Histogram
+	buildInfo      *prometheus.GaugeVec
+	stoppingGauge  prometheus.Gauge
+	transitionDur  *prometheus.HistogramVec
 }
 
 var _ events = (*metricsEvents)(nil)
@@ -108,7 +108,7 @@ func newMetricsEvents(version string) *metricsEvents {
 			Name: "flip_last_transition_duration_seconds",
 			Help: "How long the last takeover, release or aborted takeover took, from the decision to the last resource.",
 		}),
-		transitionDurHi: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		transitionDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flip_transition_duration_seconds",
 			Help:    "How long takeovers, releases and aborted takeovers took, from the decision to the last resource.",
 			Buckets: phaseBuckets,
@@ -146,7 +146,7 @@ func newMetricsEvents(version string) *metricsEvents {
 	}
 	reg.MustRegister(
 		m.role, m.startTime, m.probeRTT, m.probes, m.misses, m.lastAnswer,
-		m.transitions, m.lastTransition, m.lastTransDur, m.transitionDurHi,
+		m.transitions, m.lastTransition, m.lastTransDur, m.transitionDur,
 		m.phaseDuration, m.phaseFailures, m.conflicts, m.fence, m.fenceDuration,
 		m.buildInfo, m.stoppingGauge,
 		collectors.NewGoCollector(),
@@ -215,7 +215,7 @@ func (m *metricsEvents) Phase(action, resource string, d time.Duration, err erro
 func (m *metricsEvents) Transition(from, to role, cause, _ string, ok bool, total time.Duration) {
 	okl := strconv.FormatBool(ok)
 	m.transitions.WithLabelValues(from.String(), to.String(), causeLabel(cause), okl).Inc()
-	m.transitionDurHi.WithLabelValues(from.String(), to.String(), okl).Observe(total.Seconds())
+	m.transitionDur.WithLabelValues(from.String(), to.String(), okl).Observe(total.Seconds())
 	m.lastTransition.SetToCurrentTime()
 	m.lastTransDur.Set(total.Seconds())
 	m.setRole(to)

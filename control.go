@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The control socket lets an operator on the box ask the running agent for
+// its state and order a release, takeover or switchover. It is a Unix socket
+// of mode 0600 in a 0700 directory: root only, and no network port.
+
+// ctlRequest is one line of JSON from `flip status|release|takeover|switchover`.
+type ctlRequest struct {
+	Cmd   string `json:"cmd"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// ctlResponse is the agent's one-line JSON answer.
+type ctlResponse struct {
+	OK     bool           `json:"ok"`
+	Error  string         `json:"error,omitempty"`
+	Note   string         `json:"note,omitempty"`
+	Source string         `json:"source"` // this box's own address, for the switchover's probes
+	Status statusSnapshot `json:"status"`
+}
+
+// ctlCall is a request handed to the agent's loop, which alone touches the box.
+type ctlCall struct {
+	req   ctlRequest
+	reply chan ctlResponse
+}
+
+// ctlCallTimeout bounds how long one connection waits for the agent: a
+// takeover may run fonulator and start Asterisk.
+const ctlCallTimeout = 5 * time.Minute
+
+// serveControl listens on path and hands each request to calls until ctx
+// ends. A stale socket left by a killed agent is replaced; one that answers
+// belongs to another running agent, which is an error.
+func serveControl(ctx context.Context, path string, calls chan<- ctlCall, log *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("FLIP_CONTROL_SOCKET: directory of %s: %w", path, err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("FLIP_CONTROL_SOCKET: %s answers: another flip is running on this box", path)
+	}
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("FLIP_CONTROL_SOCKET: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("FLIP_CONTROL_SOCKET: chmod %s: %w", path, err)
+	}
+	go func() {
+		<-ctx.Done()
+		l.Close()
+		os.Remove(path)
+	}()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go handleControl(ctx, c, calls, log)
+		}
+	}()
+	return nil
+}
+
+func handleControl(ctx context.Context, c net.Conn, calls chan<- ctlCall, log *slog.Logger) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(ctlCallTimeout))
+	var req ctlRequest
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	enc := json.NewEncoder(c)
+	if err != nil {
+		_ = enc.Encode(ctlResponse{Error: fmt.Sprintf("bad request (%v): send one line of JSON like {\"cmd\":\"status\"}", err)})
+		return
+	}
+	call := ctlCall{req: req, reply: make(chan ctlResponse, 1)}
+	select {
+	case calls <- call:
+	case <-ctx.Done():
+		_ = enc.Encode(ctlResponse{Error: "flip is stopping"})
+		return
+	}
+	select {
+	case resp := <-call.reply:
+		if req.Cmd != "status" {
+			log.Info("control request done", "cmd", req.Cmd, "force", req.Force, "ok", resp.OK, "error", resp.Error)
+		}
+		_ = enc.Encode(resp)
+	case <-ctx.Done():
+		_ = enc.Encode(ctlResponse{Error: "flip is stopping"})
+	}
+}
+
+// callControl sends one request to the agent at path and returns its answer.
+func callControl(path string, req ctlRequest) (ctlResponse, error) {
+	var resp ctlResponse
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return resp, fmt.Errorf("cannot open %s: %w (the control socket is root only)", path, err)
+		}
+		return resp, fmt.Errorf("no flip agent answers on %s (%w); is it running? (set FLIP_CONTROL_SOCKET or --socket if it uses another path)", path, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(ctlCallTimeout))
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return resp, fmt.Errorf("write to %s: %w", path, err)
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return resp, fmt.Errorf("read from %s: %w", path, err)
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return resp, fmt.Errorf("bad answer from %s: %w", path, err)
+	}
+	return resp, nil
+}
+
+// operatorHoldDown keeps a box that an operator released from taking the
+// service straight back while the other box takes over: long enough for
+// the other to see the silence and add the VIP, after which the holder
+// check keeps this box out anyway.
+func (a *agent) operatorHoldDown() time.Duration { return 3 * a.cfg.DeadAfter }
+
+// onControl carries out an operator's request on the agent's goroutine.
+func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
+	switch req.Cmd {
+	case "status":
+		return ctlResponse{OK: true}
+	case "release", "switchover":
+		if a.m.role != roleActive {
+			return ctlResponse{Error: "this box is passive: nothing to release; run it on the active box"}
+		}
+		a.release(ctx, causeOperator, "operator: flip "+req.Cmd)
+		a.m.holdDownEnd = time.Now().Add(a.operatorHoldDown())
+		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}
+	case "takeover":
+		if a.m.role == roleActive {
+			return ctlResponse{Error: "this box is already active"}
+		}
+		cause, note := causeOperator, ""
+		for _, v := range a.cfg.VIPs {
+			mac, err := a.findHolder(v)
+			if err != nil {
+				return ctlResponse{Error: fmt.Sprintf("cannot check who holds %s: %v", v.Addr, err)}
+			}
+			if mac == nil {
+				continue
+			}
+			if !req.Force {
+				return ctlResponse{Error: fmt.Sprintf("box %s holds %s: run `flip switchover` there, or `flip takeover --force` here to take it anyway", mac, v.Addr)}
+			}
+			if a.fence != nil {
+				if err := a.fence(ctx, conflictReport{vip: v, mac: mac}); err != nil {
+					a.ev.Fenced(err, 0)
+					return ctlResponse{Error: fmt.Sprintf("fence of box %s failed, not taking over: %v", mac, err)}
+				}
+				a.ev.Fenced(nil, 0)
+			}
+			// Like a takeover past a hung holder, this box keeps the VIP
+			// in a conflict: the operator said so.
+			cause = causeOperatorForced
+			note = fmt.Sprintf("forced: overrode box %s, which holds %s; this box keeps the VIP and announces it. If flip still runs on that box and it is the primary, both keep it: stop flip there (or power it off) first", mac, v.Addr)
+		}
+		a.m.holdDownEnd = time.Time{}
+		a.takeover(ctx, cause, "operator: flip takeover")
+		if a.m.role != roleActive {
+			return ctlResponse{Error: "takeover failed; see the status and the log", Note: note}
+		}
+		return ctlResponse{OK: true, Note: note}
+	default:
+		return ctlResponse{Error: fmt.Sprintf("unknown command %q: use status, release, takeover or switchover", req.Cmd)}
+	}
+}

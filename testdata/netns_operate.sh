@@ -1,0 +1,48 @@
+# netns_operate.sh — operator commands over the control socket, sourced by
+# netns_test.sh (which provides the lab, expect, fail and the helpers).
+
+ctl() { local box=$1; shift; lab_exec "$box" "$LAB_BIN/flip" "$@" --socket "$LAB_DIR/$box/flip.sock"; }
+
+# flip status answers over the socket (mode 0600) with the agent's state.
+test_control_status() {
+	hot_pair
+	expect "socket is mode 0600" test "$(stat -c %a "$LAB_DIR/a/flip.sock")" = 600
+	ctl a status --json >"$LAB_DIR/a/status.json"
+	expect "status: a is active" grep -q '"role":"active"' "$LAB_DIR/a/status.json"
+	ctl b status >"$LAB_DIR/b/status.txt"
+	expect "status (text): b is passive" grep -qi 'passive' "$LAB_DIR/b/status.txt"
+	expect "release on a passive box is refused (exit 1)" bash -c "! ip netns exec $(lab_ns b) $LAB_BIN/flip release --socket $LAB_DIR/b/flip.sock"
+}
+
+# flip switchover on the active box: release in order, the other takes
+# over, the outage is measured and printed.
+test_control_switchover() {
+	hot_pair
+	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
+	local rc=$?
+	sed 's/^/    | /' "$LAB_DIR/a/switchover.txt"
+	expect "switchover exits 0" test "$rc" = 0
+	expect "timeline printed" grep -q 'active -> passive (operator)' "$LAB_DIR/a/switchover.txt"
+	expect "outage measured" grep -q '^outage: [0-9.]* ms' "$LAB_DIR/a/switchover.txt"
+	expect "b holds, a does not" only_holder b
+	expect "a does not take it back (4 s)" never_holds a 4
+	expect "SIP answers through b" sip_ok
+}
+
+# flip takeover is refused while another box holds the VIP; --force
+# overrides it, says so, and the forced box keeps the VIP.
+test_control_takeover() {
+	hot_pair
+	expect "takeover refused while a holds the VIP" bash -c "! ip netns exec $(lab_ns b) $LAB_BIN/flip takeover --socket $LAB_DIR/b/flip.sock 2>$LAB_DIR/b/refused.txt"
+	expect "refusal names the holder and the way out" grep -q "holds $LAB_VIP: run .flip switchover. there" "$LAB_DIR/b/refused.txt"
+	kill -TERM "${LAB_FLIP_PID[a]}"
+	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
+	ctl b takeover --force >"$LAB_DIR/b/forced.txt" 2>&1
+	expect "forced takeover succeeds" test $? = 0
+	expect "it says what it overrode" grep -q "forced: overrode box $(lab_mac a)" "$LAB_DIR/b/forced.txt"
+	expect "b holds the VIP" lab_holds b
+	expect "b keeps announcing against a's kernel" lab_wait 4 log_has b 'another box claims the VIP; announcing it again'
+	expect "client's neighbour entry ends on b" lab_wait 4 neigh_is b
+}
+
+OPERATE_TESTS="control_status control_switchover control_takeover"
