@@ -31,6 +31,8 @@ type agent struct {
 	tiebreak *tiebreaker
 	// watchBox reports netlink changes of the VIP interfaces; nil in tests.
 	watchBox func(ctx context.Context, out chan<- boxChange)
+	// refusals hears ICMP port unreachable from the probe target; nil: off.
+	refusals *refusalWatch
 	// fence runs FLIP_FENCE_CMD; nil when none is set.
 	fence func(ctx context.Context, c conflictReport) error
 
@@ -159,6 +161,7 @@ func (a *agent) timing() timing {
 		StartTimeout: a.cfg.StartTimeout,
 		HolderWait:   a.cfg.HolderWait,
 		HoldDown:     a.cfg.HoldDown,
+		RefusedAfter: a.cfg.RefusedAfter,
 		Tiebreaker:   len(a.cfg.Tiebreakers) > 0,
 	}
 }
@@ -179,6 +182,10 @@ func (a *agent) run(ctx context.Context) error {
 	conflicts := make(chan conflictReport, 1)
 	if a.tiebreak != nil {
 		go a.tiebreak.run(ctx, a.cfg.ProbeInterval, ties)
+	}
+	refused := make(chan time.Time, 64)
+	if a.refusals != nil {
+		go a.refusals.run(ctx, a.cfg.ProbeInterval, refused)
 	}
 	if a.watchBox != nil {
 		go a.watchBox(ctx, changes)
@@ -214,6 +221,8 @@ func (a *agent) run(ctx context.Context) error {
 			a.ev.Probed(r)
 		case t := <-ties:
 			a.m.observeTiebreaker(t)
+		case t := <-refused:
+			a.m.observeRefused(t)
 		case c := <-changes:
 			a.onChange(ctx, c, conflicts)
 		case <-conflictTick.C:

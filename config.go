@@ -25,6 +25,7 @@ type envSpec struct {
 	Source        string        `envconfig:"FLIP_SOURCE"`
 	ProbeInterval time.Duration `envconfig:"FLIP_PROBE_INTERVAL" default:"100ms"`
 	DeadAfter     time.Duration `envconfig:"FLIP_DEAD_AFTER" default:"1s"`
+	RefusedAfter  time.Duration `envconfig:"FLIP_REFUSED_AFTER" default:"300ms"`
 	InitDead      time.Duration `envconfig:"FLIP_INIT_DEAD" default:"30s"`
 	StartTimeout  time.Duration `envconfig:"FLIP_START_TIMEOUT" default:"60s"`
 	HolderWait    time.Duration `envconfig:"FLIP_HOLDER_WAIT" default:"0"`
@@ -70,6 +71,7 @@ type config struct {
 	Source        netip.Addr
 	ProbeInterval time.Duration
 	DeadAfter     time.Duration
+	RefusedAfter  time.Duration // port refused this long = down; 0 off
 	InitDead      time.Duration
 	StartTimeout  time.Duration
 	HolderWait    time.Duration
@@ -166,6 +168,7 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		Primary:             spec.Primary,
 		ProbeInterval:       spec.ProbeInterval,
 		DeadAfter:           spec.DeadAfter,
+		RefusedAfter:        spec.RefusedAfter,
 		InitDead:            spec.InitDead,
 		StartTimeout:        spec.StartTimeout,
 		HolderWait:          spec.HolderWait,
@@ -342,6 +345,9 @@ func (c *config) checkTimings() error {
 	}
 	if c.InitDead < 2*c.DeadAfter {
 		return badVar("FLIP_INIT_DEAD", "(%s) must be at least 2 × FLIP_DEAD_AFTER (%s), so that at a cold start the primary takes over before the other box may", c.InitDead, c.DeadAfter)
+	}
+	if c.RefusedAfter < 0 || (c.RefusedAfter > 0 && c.RefusedAfter < c.ProbeInterval*refusedMin) {
+		return badVar("FLIP_REFUSED_AFTER", "(%s) must be 0 (off) or at least %d × FLIP_PROBE_INTERVAL (%s): one stray ICMP error is not evidence", c.RefusedAfter, refusedMin, c.ProbeInterval*refusedMin)
 	}
 	if c.GARPCount < 1 {
 		return badVar("FLIP_GARP_COUNT", "must be at least 1 (got %d): a moved address must be announced", c.GARPCount)

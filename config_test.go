@@ -113,6 +113,7 @@ func ftDefaultConfig() *config {
 	return &config{
 		ProbeInterval:    100 * time.Millisecond,
 		DeadAfter:        time.Second,
+		RefusedAfter:     300 * time.Millisecond,
 		InitDead:         30 * time.Second,
 		StartTimeout:     60 * time.Second,
 		HolderWait:       61 * time.Second, // StartTimeout + DeadAfter

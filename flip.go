@@ -65,7 +65,15 @@ type timing struct {
 	// Tiebreaker is true when FLIP_TIEBREAKER is set: a box must reach one
 	// of those addresses to take over or to stay active.
 	Tiebreaker bool
+	// RefusedAfter: the probe target's port refused (ICMP port unreachable)
+	// for this long, at least refusedMin times, with no SIP answer since,
+	// counts as the service being down before DeadAfter. 0: off.
+	RefusedAfter time.Duration
 }
+
+// refusedMin is how many refusals in a row RefusedAfter needs: one stray
+// ICMP error is not evidence.
+const refusedMin = 3
 
 // machine is the decision logic. It never reads a clock or touches the box:
 // every method takes the time it is called at, so tests drive it without
@@ -83,6 +91,8 @@ type machine struct {
 	forced       bool      // active by a takeover past a holder that did not release
 	linkLost     bool      // active, and a VIP interface lost its link meanwhile
 	linkDown     bool      // a VIP interface has no link now
+	refusedFrom  time.Time // first port refusal since the last answer
+	refusedCount int       // refusals since then
 }
 
 func newMachine(t timing, now time.Time, r role) *machine {
@@ -102,6 +112,25 @@ func (m *machine) observe(r probeResult) {
 	}
 	m.heardService = true
 	m.holderSince = time.Time{}
+	m.refusedFrom, m.refusedCount = time.Time{}, 0
+}
+
+// observeRefused takes a refusal (ICMP port unreachable) of the probe
+// target's port at time at.
+func (m *machine) observeRefused(at time.Time) {
+	if at.Before(m.since) {
+		return
+	}
+	if m.refusedFrom.IsZero() {
+		m.refusedFrom = at
+	}
+	m.refusedCount++
+}
+
+// portClosed reports whether refusals prove the service down at now.
+func (m *machine) portClosed(now time.Time) bool {
+	return m.t.RefusedAfter > 0 && m.refusedCount >= refusedMin &&
+		!m.refusedFrom.IsZero() && now.Sub(m.refusedFrom) >= m.t.RefusedAfter
 }
 
 // observeTiebreaker takes the send time of an answered tiebreaker probe.
@@ -115,6 +144,7 @@ func (m *machine) observeTiebreaker(sent time.Time) {
 // A release for an own failure (cause) starts the hold-down.
 func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
+	m.refusedFrom, m.refusedCount = time.Time{}, 0
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeOperatorForced)
 	m.linkLost = false
 	if r == rolePassive && ownFailure(cause) {
@@ -193,8 +223,12 @@ func (m *machine) decide(now time.Time) decision {
 				Reason: fmt.Sprintf("own service did not answer within FLIP_START_TIMEOUT (%s) of the takeover", m.t.StartTimeout)}
 		}
 		deadline := m.lastAnswer.Add(m.t.DeadAfter)
+		if m.portClosed(now) {
+			return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
+				Reason: fmt.Sprintf("own service's port closed (ICMP port unreachable) for %s", now.Sub(m.refusedFrom).Round(time.Millisecond))}
+		}
 		if now.Before(deadline) {
-			return stay("service answering", next(deadline))
+			return stay("service answering", next(m.refusedDeadline(deadline)))
 		}
 		return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
 			Reason: fmt.Sprintf("own service silent for %s", now.Sub(m.lastAnswer).Round(time.Millisecond))}
@@ -205,8 +239,8 @@ func (m *machine) decide(now time.Time) decision {
 		silentFrom = m.lastAnswer
 	}
 	deadline := silentFrom.Add(m.t.DeadAfter)
-	if now.Before(deadline) {
-		return stay("service answering", deadline)
+	if now.Before(deadline) && !m.portClosed(now) {
+		return stay("service answering", m.refusedDeadline(deadline))
 	}
 	if m.linkDown {
 		// Re-evaluated when the link comes back.
@@ -222,8 +256,22 @@ func (m *machine) decide(now time.Time) decision {
 	if initEnd := m.started.Add(m.t.InitDead); !m.t.Primary && !m.heardService && now.Before(initEnd) {
 		return stay("not primary and never heard the service: waiting for FLIP_INIT_DEAD", initEnd)
 	}
-	return decision{Verdict: verdictTakeover, Cause: causeServiceSilent,
-		Reason: fmt.Sprintf("service silent for %s", now.Sub(silentFrom).Round(time.Millisecond))}
+	why := fmt.Sprintf("service silent for %s", now.Sub(silentFrom).Round(time.Millisecond))
+	if now.Before(deadline) {
+		why = fmt.Sprintf("service's port closed (ICMP port unreachable) for %s", now.Sub(m.refusedFrom).Round(time.Millisecond))
+	}
+	return decision{Verdict: verdictTakeover, Cause: causeServiceSilent, Reason: why}
+}
+
+// refusedDeadline is the earlier of d and the moment refusals would prove
+// the service down, so the agent wakes up for it.
+func (m *machine) refusedDeadline(d time.Time) time.Time {
+	if m.t.RefusedAfter > 0 && !m.refusedFrom.IsZero() {
+		if r := m.refusedFrom.Add(m.t.RefusedAfter); r.Before(d) {
+			return r
+		}
+	}
+	return d
 }
 
 // holderSeen is called when a takeover was wanted but another box still

@@ -125,6 +125,14 @@ func runAgent(stderr io.Writer) int {
 	ag.journal = &journal{path: cfg.StateFile}
 	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
+	if cfg.RefusedAfter > 0 {
+		rw, err := newRefusalWatch(cfg.Source, cfg.ProbeTarget)
+		if err != nil {
+			log.Error("cannot watch for refusals", "err", err)
+			return 1
+		}
+		ag.refusals = rw
+	}
 	if len(cfg.Tiebreakers) > 0 {
 		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)
 		if err != nil {

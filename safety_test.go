@@ -181,3 +181,64 @@ func TestMachineLinkDown(t *testing.T) {
 		t.Fatal("link loss survived a role change")
 	}
 }
+
+// TestMachinePortRefused: ICMP port unreachable from the probe target, kept
+// up for RefusedAfter (and at least refusedMin times) with no answer since,
+// ends the wait early; not during the start grace after a takeover, when
+// Asterisk's port is closed because it is still starting.
+func TestMachinePortRefused(t *testing.T) {
+	tm := ftTiming(true)
+	tm.RefusedAfter = 300 * ftMS
+	refuse := func(m *machine, from, to time.Duration) {
+		for d := from; d <= to; d += 100 * ftMS {
+			m.observeRefused(ftAt(d))
+		}
+	}
+	tests := []struct {
+		name  string
+		role  role
+		setup func(m *machine)
+		at    time.Duration
+		want  verdict
+	}{
+		{"active, answered, then refused 300 ms: release", roleActive, func(m *machine) {
+			ftAnswersEvery(m, 0, 10*time.Second, 100*ftMS)
+			refuse(m, 10100*ftMS, 10400*ftMS)
+		}, 10400 * ftMS, verdictRelease},
+		{"active, refused only 200 ms: stay", roleActive, func(m *machine) {
+			ftAnswersEvery(m, 0, 10*time.Second, 100*ftMS)
+			refuse(m, 10100*ftMS, 10300*ftMS)
+		}, 10300 * ftMS, verdictStay},
+		{"active, two refusals over 300 ms: not enough", roleActive, func(m *machine) {
+			ftAnswersEvery(m, 0, 10*time.Second, 100*ftMS)
+			m.observeRefused(ftAt(10100 * ftMS))
+			m.observeRefused(ftAt(10400 * ftMS))
+		}, 10400 * ftMS, verdictStay},
+		{"active, still starting (never answered): refusals do not count", roleActive, func(m *machine) {
+			refuse(m, 100*ftMS, 5*time.Second)
+		}, 5 * time.Second, verdictStay},
+		{"active, an answer after the refusals resets them", roleActive, func(m *machine) {
+			ftAnswersEvery(m, 0, 10*time.Second, 100*ftMS)
+			refuse(m, 10100*ftMS, 10300*ftMS)
+			m.observe(ftAnswer(10350 * ftMS))
+			m.observeRefused(ftAt(10400 * ftMS))
+		}, 10450 * ftMS, verdictStay},
+		{"passive, refused 300 ms: takeover before DeadAfter", rolePassive, func(m *machine) {
+			ftAnswersEvery(m, 0, 10*time.Second, 100*ftMS)
+			refuse(m, 10100*ftMS, 10400*ftMS)
+		}, 10400 * ftMS, verdictTakeover},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(tm, ftStart, tt.role)
+			tt.setup(m)
+			d := m.decide(ftAt(tt.at))
+			if d.Verdict != tt.want {
+				t.Fatalf("verdict %d (%s), want %d", d.Verdict, d.Reason, tt.want)
+			}
+			if tt.want != verdictStay && !strings.Contains(d.Reason, "port closed") {
+				t.Errorf("reason %q does not say the port was closed", d.Reason)
+			}
+		})
+	}
+}
