@@ -218,6 +218,9 @@ func (a *agent) run(ctx context.Context) error {
 			continue
 		case r := <-results:
 			a.m.observe(r)
+			if r.Refused {
+				a.m.observeRefused(r.Sent)
+			}
 			a.ev.Probed(r)
 		case t := <-ties:
 			a.m.observeTiebreaker(t)

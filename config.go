@@ -19,18 +19,19 @@ import (
 // Every field is validated again in loadConfig: envconfig's `default` applies
 // only to unset variables and `required` does not catch set-but-empty ones.
 type envSpec struct {
-	Resources     string        `envconfig:"FLIP_RESOURCES"`
-	Primary       bool          `envconfig:"FLIP_PRIMARY" default:"false"`
-	ProbeTarget   string        `envconfig:"FLIP_PROBE_TARGET"`
-	Source        string        `envconfig:"FLIP_SOURCE"`
-	ProbeInterval time.Duration `envconfig:"FLIP_PROBE_INTERVAL" default:"100ms"`
-	DeadAfter     time.Duration `envconfig:"FLIP_DEAD_AFTER" default:"1s"`
-	RefusedAfter  time.Duration `envconfig:"FLIP_REFUSED_AFTER" default:"300ms"`
-	InitDead      time.Duration `envconfig:"FLIP_INIT_DEAD" default:"30s"`
-	StartTimeout  time.Duration `envconfig:"FLIP_START_TIMEOUT" default:"60s"`
-	HolderWait    time.Duration `envconfig:"FLIP_HOLDER_WAIT" default:"0"`
-	ServiceCmd    string        `envconfig:"FLIP_SERVICE_CMD" default:"systemctl {action} {name}"`
-	ResourceTO    time.Duration `envconfig:"FLIP_RESOURCE_TIMEOUT" default:"30s"`
+	Resources      string        `envconfig:"FLIP_RESOURCES"`
+	Primary        bool          `envconfig:"FLIP_PRIMARY" default:"false"`
+	ProbeTarget    string        `envconfig:"FLIP_PROBE_TARGET"`
+	Source         string        `envconfig:"FLIP_SOURCE"`
+	ProbeInterval  time.Duration `envconfig:"FLIP_PROBE_INTERVAL" default:"100ms"`
+	DeadAfter      time.Duration `envconfig:"FLIP_DEAD_AFTER" default:"1s"`
+	RefusedAfter   time.Duration `envconfig:"FLIP_REFUSED_AFTER" default:"300ms"`
+	ProbeTransport string        `envconfig:"FLIP_PROBE_TRANSPORT" default:"udp"`
+	InitDead       time.Duration `envconfig:"FLIP_INIT_DEAD" default:"30s"`
+	StartTimeout   time.Duration `envconfig:"FLIP_START_TIMEOUT" default:"60s"`
+	HolderWait     time.Duration `envconfig:"FLIP_HOLDER_WAIT" default:"0"`
+	ServiceCmd     string        `envconfig:"FLIP_SERVICE_CMD" default:"systemctl {action} {name}"`
+	ResourceTO     time.Duration `envconfig:"FLIP_RESOURCE_TIMEOUT" default:"30s"`
 
 	FonebridgeConf      string        `envconfig:"FLIP_FONEBRIDGE_CONF" default:"/etc/redfone.conf"`
 	FonebridgeInterface string        `envconfig:"FLIP_FONEBRIDGE_INTERFACE"`
@@ -67,16 +68,17 @@ type config struct {
 	VIPs      []vipSpec
 	Primary   bool
 
-	ProbeTarget   string // host:port
-	Source        netip.Addr
-	ProbeInterval time.Duration
-	DeadAfter     time.Duration
-	RefusedAfter  time.Duration // port refused this long = down; 0 off
-	InitDead      time.Duration
-	StartTimeout  time.Duration
-	HolderWait    time.Duration
-	ServiceCmd    string
-	ResourceTO    time.Duration
+	ProbeTarget    string // host:port
+	Source         netip.Addr
+	ProbeInterval  time.Duration
+	DeadAfter      time.Duration
+	RefusedAfter   time.Duration // port refused this long = down; 0 off
+	ProbeTransport string        // udp or tcp
+	InitDead       time.Duration
+	StartTimeout   time.Duration
+	HolderWait     time.Duration
+	ServiceCmd     string
+	ResourceTO     time.Duration
 
 	FonebridgeConf      string
 	FonebridgeInterface string
@@ -169,6 +171,7 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		ProbeInterval:       spec.ProbeInterval,
 		DeadAfter:           spec.DeadAfter,
 		RefusedAfter:        spec.RefusedAfter,
+		ProbeTransport:      strings.ToLower(strings.TrimSpace(spec.ProbeTransport)),
 		InitDead:            spec.InitDead,
 		StartTimeout:        spec.StartTimeout,
 		HolderWait:          spec.HolderWait,
@@ -219,6 +222,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	if c.ControlSocket == "" || !strings.HasPrefix(c.ControlSocket, "/") {
 		return nil, badVar("FLIP_CONTROL_SOCKET", "%q must be an absolute path, e.g. /run/flip/flip.sock", c.ControlSocket)
+	}
+	if c.ProbeTransport != "udp" && c.ProbeTransport != "tcp" {
+		return nil, badVar("FLIP_PROBE_TRANSPORT", "%q is not a probe transport; use udp or tcp", spec.ProbeTransport)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return nil, badVar("FLIP_LOG_FORMAT", "%q is not a log format; use text or json", c.LogFormat)

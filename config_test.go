@@ -114,6 +114,7 @@ func ftDefaultConfig() *config {
 		ProbeInterval:    100 * time.Millisecond,
 		DeadAfter:        time.Second,
 		RefusedAfter:     300 * time.Millisecond,
+		ProbeTransport:   "udp",
 		InitDead:         30 * time.Second,
 		StartTimeout:     60 * time.Second,
 		HolderWait:       61 * time.Second, // StartTimeout + DeadAfter

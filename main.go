@@ -84,7 +84,7 @@ func runAgent(stderr io.Writer) int {
 			}
 		}
 	}
-	p, err := newProber(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter)
+	p, err := newProberTransport(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter, cfg.ProbeTransport)
 	if err != nil {
 		log.Error("cannot start the SIP probe", "err", err)
 		return 1
@@ -125,7 +125,8 @@ func runAgent(stderr io.Writer) int {
 	ag.journal = &journal{path: cfg.StateFile}
 	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
-	if cfg.RefusedAfter > 0 {
+	if cfg.RefusedAfter > 0 && cfg.ProbeTransport == "udp" {
+		// Over TCP the probe itself sees the refusal.
 		rw, err := newRefusalWatch(cfg.Source, cfg.ProbeTarget)
 		if err != nil {
 			log.Error("cannot watch for refusals", "err", err)

@@ -2,22 +2,24 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
-// quietSIPOnce silences sipgo's process-wide default logger once: it logs
-// every dropped transaction, and a probe that times out is normal here. It
-// is an unguarded global, so it must not be set while transports run.
-var quietSIPOnce sync.Once
+// init silences sipgo's process-wide default logger: it logs every dropped
+// transaction, and a probe that times out is normal here. It is an
+// unguarded global, so it is set before any transport goroutine can run.
+func init() { sip.SetDefaultLogger(slog.New(slog.DiscardHandler)) }
 
 // probeResult is what one SIP OPTIONS probe learned. Sent is when the probe
 // left: silence is measured from the send time of the last answered probe,
@@ -29,22 +31,32 @@ type probeResult struct {
 	Server   string        // Server or User-Agent header of the answer
 	RTT      time.Duration // send to answer, when answered
 	Err      error         // why there was no answer
+	Refused  bool          // the port refused (TCP RST or ICMP): the service is not listening
 }
 
 // prober sends SIP OPTIONS to the service address. Any SIP response (200,
 // 404, 401, 403…) means the SIP stack is alive: Asterisk answers OPTIONS
 // differently depending on its config.
 type prober struct {
-	ua      *sipgo.UserAgent
-	client  *sipgo.Client
-	target  sip.Uri
-	timeout time.Duration
+	ua        *sipgo.UserAgent
+	client    *sipgo.Client
+	target    sip.Uri
+	timeout   time.Duration
+	transport string // "UDP" or "TCP"
 }
 
 // newProber sends from source (this box's own address, never a VIP: after
-// the route src rewrite the kernel would pick the VIP) to target host:port.
-// timeout bounds each probe; an answer later than that is silence anyway.
+// the route src rewrite the kernel would pick the VIP) to target host:port
+// over UDP. timeout bounds each probe; an answer later than that is silence
+// anyway.
 func newProber(source netip.Addr, target string, timeout time.Duration) (*prober, error) {
+	return newProberTransport(source, target, timeout, "udp")
+}
+
+// newProberTransport is newProber over "udp" or "tcp" (FLIP_PROBE_TRANSPORT,
+// for Asterisk set-ups that refuse UDP). Over TCP a refused connection
+// fails the probe at once, marked Refused.
+func newProberTransport(source netip.Addr, target string, timeout time.Duration, transport string) (*prober, error) {
 	host, portStr, err := net.SplitHostPort(target)
 	if err != nil {
 		return nil, fmt.Errorf("probe target %q: %w", target, err)
@@ -54,7 +66,6 @@ func newProber(source netip.Addr, target string, timeout time.Duration) (*prober
 		return nil, fmt.Errorf("probe target %q: bad port: %w", target, err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	quietSIPOnce.Do(func() { sip.SetDefaultLogger(quiet) })
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("flip"), sipgo.WithUserAgentHostname(source.String()))
 	if err != nil {
 		return nil, fmt.Errorf("SIP user agent: %w", err)
@@ -68,10 +79,11 @@ func newProber(source netip.Addr, target string, timeout time.Duration) (*prober
 		return nil, fmt.Errorf("SIP client from %s: %w", source, err)
 	}
 	return &prober{
-		ua:      ua,
-		client:  client,
-		target:  sip.Uri{Scheme: "sip", Host: host, Port: port},
-		timeout: timeout,
+		ua:        ua,
+		client:    client,
+		target:    sip.Uri{Scheme: "sip", Host: host, Port: port},
+		timeout:   timeout,
+		transport: strings.ToUpper(transport),
 	}, nil
 }
 
@@ -84,9 +96,13 @@ func (p *prober) probe(ctx context.Context) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	req := sip.NewRequest(sip.OPTIONS, p.target)
+	if p.transport == "TCP" {
+		req.SetTransport("TCP")
+	}
 	resp, err := p.client.Do(ctx, req)
 	if err != nil {
 		res.Err = err
+		res.Refused = errors.Is(err, syscall.ECONNREFUSED)
 		return res
 	}
 	res.Answered = true

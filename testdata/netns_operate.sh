@@ -45,4 +45,21 @@ test_control_takeover() {
 	expect "client's neighbour entry ends on b" lab_wait 4 neigh_is b
 }
 
-OPERATE_TESTS="control_status control_switchover control_takeover"
+# FLIP_PROBE_TRANSPORT=tcp: probes over TCP; when Asterisk dies the refused
+# connection is known at once, the active box releases and b takes over.
+test_probe_over_tcp() {
+	LAB_STANDIN_ARGS="-tcp"
+	lab_standin a -tcp
+	lab_standin b -tcp
+	lab_flip a FLIP_PROBE_TRANSPORT=tcp
+	lab_flip b FLIP_PROBE_TRANSPORT=tcp
+	lab_wait 10 serving a || fail "box a did not start serving"
+	sleep 1
+	expect "a is active over TCP probes" bash -c "! grep -q releasing '$LAB_DIR/a/flip.log'"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "a releases on the refused connection" lab_wait 3 log_has a "releasing.*port closed"
+	expect "b takes over" lab_wait 3 lab_holds b
+	expect "SIP answers through b" lab_wait 5 sip_ok
+}
+
+OPERATE_TESTS="probe_over_tcp control_status control_switchover control_takeover"

@@ -11,15 +11,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +48,7 @@ func main() {
 	status := flag.Int("status", 200, "status code to answer requests with")
 	pidfile := flag.String("pidfile", "", "write own pid here; removed on exit")
 	verbose := flag.Bool("v", false, "log every request")
+	tcp := flag.Bool("tcp", false, "also answer SIP over TCP on the same address")
 	flag.Parse()
 
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -52,12 +56,12 @@ func main() {
 	if *status < 100 || *status > 699 {
 		log.Fatalf("bad -status %d: want 100..699", *status)
 	}
-	if err := run(*listen, *name, *startDelay, *status, *pidfile, *verbose); err != nil {
+	if err := run(*listen, *name, *startDelay, *status, *pidfile, *verbose, *tcp); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(listen, name string, startDelay time.Duration, status int, pidfile string, verbose bool) error {
+func run(listen, name string, startDelay time.Duration, status int, pidfile string, verbose, tcp bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -84,6 +88,17 @@ func run(listen, name string, startDelay time.Duration, status int, pidfile stri
 	conn, err := net.ListenPacket("udp", listen)
 	if err != nil {
 		return err
+	}
+	if tcp {
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			return err
+		}
+		go func() {
+			<-ctx.Done()
+			l.Close()
+		}()
+		go serveTCP(l, name, status)
 	}
 	log.Printf("listening on %s after start delay %s (name %q, status %d)", conn.LocalAddr(), startDelay, name, status)
 
@@ -119,6 +134,51 @@ func run(listen, name string, startDelay time.Duration, status int, pidfile stri
 		if _, err := conn.WriteTo(reply, from); err != nil {
 			log.Printf("reply to %s: %v", from, err)
 		}
+	}
+}
+
+// serveTCP answers SIP over TCP: each connection carries requests framed by
+// their headers' end and Content-Length.
+func serveTCP(l net.Listener, name string, status int) {
+	reason := reasons[status]
+	if reason == "" {
+		reason = "Status " + strconv.Itoa(status)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				var head strings.Builder
+				length := 0
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					head.WriteString(line)
+					if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Content-Length") {
+						length, _ = strconv.Atoi(strings.TrimSpace(v))
+					}
+					if line == "\r\n" && head.Len() > 2 {
+						break
+					}
+				}
+				body := make([]byte, length)
+				if _, err := io.ReadFull(r, body); err != nil {
+					return
+				}
+				if reply := answer(append([]byte(head.String()), body...), c.RemoteAddr(), name, status, reason); reply != nil {
+					if _, err := c.Write(reply); err != nil {
+						return
+					}
+				}
+			}
+		}()
 	}
 }
 
