@@ -106,10 +106,10 @@ func runAgent(stderr io.Writer) int {
 			log:      log,
 			count:    cfg.GARPCount,
 			interval: cfg.GARPInterval,
-			send:     func(iface string, v vipSpec) error { return sendGARP(iface, v.Addr) },
+			send:     func(_ string, v vipSpec) error { return announceVIP(v) },
 		},
 		findHolder: func(v vipSpec) (net.HardwareAddr, error) {
-			return findHolder(v.Iface, v.Own.Addr(), v.Addr, cfg.ARPCheckWindow)
+			return findVIPHolder(v, cfg.ARPCheckWindow)
 		},
 		ev:      multiEvents{tracker},
 		tracker: tracker,
