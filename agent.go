@@ -41,6 +41,11 @@ type agent struct {
 	// tracker keeps the state that `flip status` and /status show.
 	tracker *stateTracker
 
+	// busy raises systemd's watchdog timeout for one long step (a resource
+	// start, the fence), during which the loop sends no pings; nil: no
+	// watchdog.
+	busy func(bound time.Duration) (done func())
+
 	journal *journal   // FLIP_STATE_FILE
 	crash   crashPoint // FLIP_DEBUG_CRASH_AFTER (tests only)
 

@@ -70,6 +70,9 @@ func runAgent(stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg.LogFormat, cfg.Name, stderr)
+	// Before flip runs any command: it takes NOTIFY_SOCKET out of the
+	// environment that hooks and services inherit.
+	sd := newSystemdEvents(log)
 	addrs := netlinkAddresses{}
 	resources, network := buildResources(cfg, log, addrs)
 	if err := checkCommands(cfg); err != nil {
@@ -93,8 +96,8 @@ func runAgent(stderr io.Writer) int {
 
 	tracker := newStateTracker(cfg)
 	notifier := newNotifier(cfg.NotifyCmd, cfg.NotifyTimeout, log)
-	defer notifier.Close() // after the agent's loop has returned
-	ev := multiEvents{tracker, notifier}
+	defer notifier.Close()                   // after the agent's loop has returned
+	ev := multiEvents{tracker, notifier, sd} // sd last: READY=1 once the tracker knows the state
 	ag := &agent{
 		cfg:       cfg,
 		log:       log,
@@ -122,6 +125,7 @@ func runAgent(stderr io.Writer) int {
 			return cfg.ResourceTO
 		},
 	}
+	ag.busy = sd.busy
 	ag.journal = &journal{path: cfg.StateFile}
 	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }

@@ -148,6 +148,9 @@ func (a *agent) record(e journalEntry) {
 func (a *agent) phase(ctx context.Context, action string, r resource) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.resourceTimeout(r))
 	defer cancel()
+	if a.busy != nil {
+		defer a.busy(a.resourceTimeout(r))()
+	}
 	t := time.Now()
 	var err error
 	if action == "start" {
@@ -182,6 +185,9 @@ func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
 	}
 	if time.Now().Before(a.nextFence) {
 		return false
+	}
+	if a.busy != nil {
+		defer a.busy(a.cfg.FenceTimeout)()
 	}
 	t := time.Now()
 	err := a.fence(ctx, c)

@@ -15,4 +15,6 @@ echo "== go test -race"
 go test -race -count=1 ./... || status=1
 echo "== namespace end-to-end tests"
 ./netns_test.sh || status=1
+echo "== container test (Docker Engine, FROM scratch images)"
+./container_test.sh || status=1
 exit $status
