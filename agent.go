@@ -31,6 +31,11 @@ type agent struct {
 	tiebreak *tiebreaker
 	// watchBox reports netlink changes of the VIP interfaces; nil in tests.
 	watchBox func(ctx context.Context, out chan<- boxChange)
+	// peer talks to the other box's agent (FLIP_PEER); nil: no channel.
+	peer *peer
+	// failback: when this primary became a healthy passive, and when it
+	// may next ask for the service back.
+	healthySince, nextFailback time.Time
 	// refusals hears ICMP port unreachable from the probe target; nil: off.
 	refusals *refusalWatch
 	// fence runs FLIP_FENCE_CMD; nil when none is set.
@@ -188,6 +193,10 @@ func (a *agent) run(ctx context.Context) error {
 	if a.tiebreak != nil {
 		go a.tiebreak.run(ctx, a.cfg.ProbeInterval, ties)
 	}
+	peerMsgs := make(chan peerMsg, 8)
+	if a.peer != nil {
+		go a.peer.run(ctx, peerMsgs)
+	}
 	refused := make(chan time.Time, 64)
 	if a.refusals != nil {
 		go a.refusals.run(ctx, a.cfg.ProbeInterval, refused)
@@ -235,7 +244,10 @@ func (a *agent) run(ctx context.Context) error {
 			a.onChange(ctx, c, conflicts)
 		case <-conflictTick.C:
 			a.checkConflicts(conflicts)
+			a.checkFailback()
 			continue
+		case m := <-peerMsgs:
+			a.onPeer(ctx, m)
 		case c := <-conflicts:
 			a.conflictCheckRunning = false
 			a.onConflict(ctx, c)

@@ -50,8 +50,13 @@ type envSpec struct {
 	HoldDown         time.Duration `envconfig:"FLIP_HOLD_DOWN" default:"2m"`
 	ConflictInterval time.Duration `envconfig:"FLIP_CONFLICT_INTERVAL" default:"1s"`
 
-	StateFile       string `envconfig:"FLIP_STATE_FILE" default:"/run/flip/state.json"`
-	DebugCrashAfter string `envconfig:"FLIP_DEBUG_CRASH_AFTER"`
+	Peer            string        `envconfig:"FLIP_PEER"`
+	PeerKey         string        `envconfig:"FLIP_PEER_KEY"`
+	PeerPort        int           `envconfig:"FLIP_PEER_PORT" default:"5999"`
+	Failback        bool          `envconfig:"FLIP_FAILBACK" default:"false"`
+	FailbackDelay   time.Duration `envconfig:"FLIP_FAILBACK_DELAY" default:"5m"`
+	StateFile       string        `envconfig:"FLIP_STATE_FILE" default:"/run/flip/state.json"`
+	DebugCrashAfter string        `envconfig:"FLIP_DEBUG_CRASH_AFTER"`
 
 	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
 	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
@@ -97,6 +102,11 @@ type config struct {
 	HoldDown         time.Duration // no takeover this long after an own failure
 	ConflictInterval time.Duration // how often an active box asks who else holds its VIPs
 
+	Peer            netip.Addr // the other box's own address; invalid: no peer channel
+	PeerKey         string
+	PeerPort        int
+	Failback        bool
+	FailbackDelay   time.Duration
 	StateFile       string // the takeover/release journal
 	DebugCrashAfter string // test only: SIGKILL self after this step
 
@@ -190,6 +200,10 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		FenceTimeout:        spec.FenceTimeout,
 		HoldDown:            spec.HoldDown,
 		ConflictInterval:    spec.ConflictInterval,
+		PeerKey:             spec.PeerKey,
+		PeerPort:            spec.PeerPort,
+		Failback:            spec.Failback,
+		FailbackDelay:       spec.FailbackDelay,
 		StateFile:           spec.StateFile,
 		DebugCrashAfter:     strings.TrimSpace(spec.DebugCrashAfter),
 		MetricsAddr:         strings.TrimSpace(spec.MetricsAddr),
@@ -247,6 +261,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		}
 	}
 	if err := c.resolveAddresses(spec, addrs); err != nil {
+		return nil, err
+	}
+	if err := c.checkPeer(spec, addrs); err != nil {
 		return nil, err
 	}
 	if c.has(kindService) && c.ServiceCmd == "" {
@@ -425,4 +442,43 @@ func parseHostPort(s string, defPort int) (string, error) {
 		return "", errors.New("port 0")
 	}
 	return ap.String(), nil
+}
+
+// peerKeyMin is the shortest FLIP_PEER_KEY accepted: the key is all that
+// stands between the network and a release order.
+const peerKeyMin = 16
+
+// checkPeer validates the peer channel and failback settings.
+func (c *config) checkPeer(spec envSpec, addrs map[string][]netip.Prefix) error {
+	if s := strings.TrimSpace(spec.Peer); s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return badVar("FLIP_PEER", "%q is not an IP address; give the other box's own address", s)
+		}
+		if hasAddr(addrs, a) {
+			return badVar("FLIP_PEER", "%s is an address of this box; give the other box's own address", a)
+		}
+		if a.Is4() != c.Source.Is4() {
+			return badVar("FLIP_PEER", "%s and FLIP_SOURCE %s are of different address families", a, c.Source)
+		}
+		c.Peer = a
+		if len(c.PeerKey) < peerKeyMin {
+			return badVar("FLIP_PEER_KEY", "must be set, the same on both boxes, at least %d characters (e.g. from `openssl rand -hex 32`) when FLIP_PEER is set", peerKeyMin)
+		}
+	}
+	if c.PeerPort < 1 || c.PeerPort > 65535 {
+		return badVar("FLIP_PEER_PORT", "%d is not a UDP port (1-65535)", c.PeerPort)
+	}
+	if c.Failback {
+		if !c.Primary {
+			return badVar("FLIP_FAILBACK", "is for the primary box (FLIP_PRIMARY=true): it asks for the service back; unset it here")
+		}
+		if !c.Peer.IsValid() {
+			return badVar("FLIP_FAILBACK", "needs FLIP_PEER and FLIP_PEER_KEY: the primary asks the active box to release first")
+		}
+		if c.FailbackDelay <= 0 {
+			return badVar("FLIP_FAILBACK_DELAY", "must be a positive duration, e.g. 5m")
+		}
+	}
+	return nil
 }

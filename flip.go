@@ -49,6 +49,8 @@ const (
 	causeSplitBrain       = "split_brain"        // active: another box holds a VIP too
 	causeOperator         = "operator"           // flip release/switchover/takeover
 	causeOperatorForced   = "operator_forced"    // flip takeover --force past a holder
+	causeFailback         = "failback"           // the primary asked for the service back
+	causePeerReleased     = "peer_released"      // the other box released and said so
 )
 
 // timing is the part of the configuration the decisions depend on.
@@ -272,6 +274,15 @@ func (m *machine) refusedDeadline(d time.Time) time.Time {
 		}
 	}
 	return d
+}
+
+// healthyPassive reports a passive box that could serve right now: it
+// hears the service, its links are up, it reaches a tiebreaker (if set)
+// and it is not held down. Failback waits for this to hold for a while.
+func (m *machine) healthyPassive(now time.Time) bool {
+	return m.role == rolePassive && !m.lastAnswer.IsZero() && now.Sub(m.lastAnswer) < m.t.DeadAfter &&
+		!m.linkDown && !now.Before(m.holdDownEnd) &&
+		(!m.t.Tiebreaker || now.Sub(m.lastTie) < m.t.DeadAfter)
 }
 
 // holderSeen is called when a takeover was wanted but another box still

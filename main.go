@@ -138,6 +138,14 @@ func runAgent(stderr io.Writer) int {
 		}
 		ag.refusals = rw
 	}
+	if cfg.Peer.IsValid() {
+		p, err := newPeer(cfg.Source, cfg.Peer, cfg.PeerPort, cfg.PeerKey, cfg.Name, log)
+		if err != nil {
+			log.Error("cannot open the peer channel", "err", err)
+			return 1
+		}
+		ag.peer = p
+	}
 	if len(cfg.Tiebreakers) > 0 {
 		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)
 		if err != nil {

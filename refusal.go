@@ -18,8 +18,13 @@ import (
 // ECONNREFUSED. The state machine takes FLIP_REFUSED_AFTER of refusals,
 // with no SIP answer since, as the service being down.
 type refusalWatch struct {
-	conn *net.UDPConn
+	laddr, raddr *net.UDPAddr
+	conn         *net.UDPConn
 }
+
+// refusalRedial spaces attempts to connect the socket while the box has no
+// route to the target (its link is down at start, say).
+const refusalRedial = time.Second
 
 // sipKeepAlive is RFC 5626's keep-alive ping.
 var sipKeepAlive = []byte("\r\n\r\n")
@@ -29,16 +34,32 @@ func newRefusalWatch(source netip.Addr, target string) (*refusalWatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe target %q: %w", target, err)
 	}
-	c, err := net.DialUDP("udp", &net.UDPAddr{IP: source.AsSlice()}, raddr)
-	if err != nil {
-		return nil, fmt.Errorf("connected UDP socket from %s to %s: %w", source, target, err)
+	return &refusalWatch{laddr: &net.UDPAddr{IP: source.AsSlice()}, raddr: raddr}, nil
+}
+
+// connect dials the socket, retrying while there is no route: a box whose
+// link is down must still start.
+func (w *refusalWatch) connect(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		c, err := net.DialUDP("udp", w.laddr, w.raddr)
+		if err == nil {
+			w.conn = c
+			return true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(refusalRedial):
+		}
 	}
-	return &refusalWatch{conn: c}, nil
+	return false
 }
 
 // run sends a keep-alive every interval and reports when a refusal came
 // back, until ctx ends.
 func (w *refusalWatch) run(ctx context.Context, interval time.Duration, out chan<- time.Time) {
+	if !w.connect(ctx) {
+		return
+	}
 	defer w.conn.Close()
 	go w.read(ctx, out)
 	t := time.NewTicker(interval)

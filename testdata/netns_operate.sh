@@ -62,4 +62,23 @@ test_probe_over_tcp() {
 	expect "SIP answers through b" lab_wait 5 sip_ok
 }
 
-OPERATE_TESTS="probe_over_tcp control_status control_switchover control_takeover"
+# With the peer channel, the switchover's released box tells the other,
+# which takes over at once instead of after FLIP_DEAD_AFTER.
+test_switchover_with_peer() {
+	lab_standin a
+	lab_standin b
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a)
+	# shellcheck disable=SC2046
+	lab_flip b $(peer_env b)
+	lab_wait 10 serving a || fail "box a did not start serving"
+	sleep 1
+	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
+	expect "switchover exits 0" test $? = 0
+	sed -n 's/^outage: /    switchover outage (peer channel): /p' "$LAB_DIR/a/switchover.txt"
+	expect "b took over on a's word, not on silence" log_has b 'taking over.*released the service and handed it over'
+	expect "only b holds" only_holder b
+	expect "SIP answers through b" lab_wait 3 sip_ok
+}
+
+OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover"

@@ -234,4 +234,42 @@ test_crash_during_release() {
 	expect "exactly one holder at the end" lab_wait 5 only_holder b
 }
 
-SAFETY_TESTS="crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+PEER_KEY=flip-test-peer-key-0123456789
+peer_env() { # peer_env BOX: the peer channel settings for BOX
+	local other=b
+	[ "$1" = b ] && other=a
+	echo "FLIP_PEER=${LAB_ADDR[$other]} FLIP_PEER_KEY=$PEER_KEY"
+}
+
+# 3.9 Failback on request only: FLIP_FAILBACK=true on the primary; after it
+# has been a healthy passive for FLIP_FAILBACK_DELAY, the active box releases
+# first, tells it over the peer channel, and only then the primary takes over.
+test_failback() {
+	lab_standin a
+	lab_standin b
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a)
+	# shellcheck disable=SC2046
+	lab_flip b $(peer_env b)
+	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_power_off a
+	expect "b takes over from the dead primary" lab_wait 4 lab_holds b
+	lab_wait 5 sip_ok
+	lab_join a
+	lab_standin a
+	: >"$LAB_DIR/a/flip.log"
+	lab_exec c "$LAB_BIN/flip" watch -interval 10ms -until-switch -max 30s -json "$LAB_VIP" >"$LAB_DIR/c/failback.json" 2>/dev/null &
+	local watch=$!
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a) FLIP_FAILBACK=true FLIP_FAILBACK_DELAY=2s
+	expect "b releases because the primary asked" lab_wait 10 log_has b 'releasing.*failback: the primary'
+	expect "a takes over after b said it released" lab_wait 3 log_has a 'taking over.*released the service and handed it over'
+	expect "only a holds at the end" lab_wait 3 only_holder a
+	{ wait "$watch"; } 2>/dev/null
+	echo "    failback outage seen by the client: $(grep -o '"outage_ms": *[0-9.]*' "$LAB_DIR/c/failback.json")"
+	expect "the client saw the switch to a" grep -q '"last_responder": *"standin-asterisk-box-a"' "$LAB_DIR/c/failback.json"
+	sleep 3
+	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
+}
+
+SAFETY_TESTS="failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ptPair makes two peers on loopback that talk to each other.
+func ptPair(t *testing.T, keyA, keyB string) (*peer, *peer) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	a, err := newPeer(netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"), 0, keyA, "box-a", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newPeer(netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1"), 0, keyB, "box-b", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Port 0 was for binding; point each at the other's real port.
+	a.remote.Port = b.conn.LocalAddr().(*net.UDPAddr).Port
+	b.remote.Port = a.conn.LocalAddr().(*net.UDPAddr).Port
+	t.Cleanup(func() { a.conn.Close(); b.conn.Close() })
+	return a, b
+}
+
+func ptReceive(t *testing.T, p *peer) ([]byte, *net.UDPAddr) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	_ = p.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := p.conn.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	return buf[:n], from
+}
+
+// TestPeerVerify: only signed, fresh, first-seen messages from the peer's
+// address are accepted.
+func TestPeerVerify(t *testing.T) {
+	const key = "0123456789abcdef-shared"
+	a, b := ptPair(t, key, key)
+	if err := a.send(peerReleased); err != nil {
+		t.Fatal(err)
+	}
+	msg, from := ptReceive(t, b)
+	m, err := b.verify(msg, from, time.Now())
+	if err != nil || m.Type != peerReleased || m.From != "box-a" {
+		t.Fatalf("good message: %+v, %v", m, err)
+	}
+	// The second copy (sent twice against loss) and any replay are dropped.
+	dup, from2 := ptReceive(t, b)
+	if _, err := b.verify(dup, from2, time.Now()); err != errPeerDuplicate {
+		t.Fatalf("second copy: %v, want the duplicate error", err)
+	}
+	if _, err := b.verify(msg, from, time.Now().Add(time.Second)); err != errPeerDuplicate {
+		t.Fatalf("replay: %v, want the duplicate error", err)
+	}
+
+	tests := []struct {
+		name string
+		msg  []byte
+		from *net.UDPAddr
+		now  time.Time
+		want string
+	}{
+		{"stale", nil, from, time.Now().Add(10 * time.Second), "stale"},
+		{"wrong source", nil, &net.UDPAddr{IP: net.ParseIP("127.0.0.9"), Port: from.Port}, time.Now(), "not from FLIP_PEER"},
+		{"tampered", []byte(strings.Replace(string(msg), `"released"`, `"release-request"`, 1)), from, time.Now(), "bad signature"},
+		{"garbage", []byte("hello"), from, time.Now(), "not a peer message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b2 := &peer{remote: b.remote, key: b.key, seen: map[string]time.Time{}}
+			in := tt.msg
+			if in == nil {
+				in = msg
+			}
+			if _, err := b2.verify(in, tt.from, tt.now); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("verify = %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPeerWrongKey: a box with another FLIP_PEER_KEY is not believed.
+func TestPeerWrongKey(t *testing.T) {
+	a, b := ptPair(t, "0123456789abcdef-one", "0123456789abcdef-two")
+	if err := a.send(peerReleaseRequest); err != nil {
+		t.Fatal(err)
+	}
+	msg, from := ptReceive(t, b)
+	if _, err := b.verify(msg, from, time.Now()); err == nil || !strings.Contains(err.Error(), "FLIP_PEER_KEY") {
+		t.Fatalf("verify = %v, want a key mismatch", err)
+	}
+}
+
+// TestMachineHealthyPassive: failback waits for a passive box that hears
+// the service and could serve.
+func TestMachineHealthyPassive(t *testing.T) {
+	m := newMachine(ftTiming(true), ftStart, rolePassive)
+	if m.healthyPassive(ftAt(time.Second)) {
+		t.Fatal("healthy before hearing the service")
+	}
+	ftAnswersEvery(m, 0, 5*time.Second, 100*ftMS)
+	if !m.healthyPassive(ftAt(5 * time.Second)) {
+		t.Fatal("not healthy while hearing the service")
+	}
+	if m.healthyPassive(ftAt(7 * time.Second)) {
+		t.Fatal("healthy after 2 s of silence")
+	}
+	m.setLink(false)
+	if m.healthyPassive(ftAt(5 * time.Second)) {
+		t.Fatal("healthy without a link")
+	}
+}
