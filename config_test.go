@@ -131,6 +131,8 @@ func ftDefaultConfig() *config {
 		FenceTimeout:     30 * time.Second,
 		HoldDown:         2 * time.Minute,
 		ConflictInterval: time.Second,
+		PeerPort:         5999,
+		FailbackDelay:    5 * time.Minute,
 		StateFile:        "/run/flip/state.json",
 		NotifyTimeout:    10 * time.Second,
 		ControlSocket:    "/run/flip/flip.sock",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -116,5 +117,49 @@ func TestMachineHealthyPassive(t *testing.T) {
 	m.setLink(false)
 	if m.healthyPassive(ftAt(5 * time.Second)) {
 		t.Fatal("healthy without a link")
+	}
+}
+
+// TestPeerConfig: the peer channel and failback settings are checked before
+// anything runs, each error naming its variable.
+func TestPeerConfig(t *testing.T) {
+	base := map[string]string{"FLIP_RESOURCES": "192.0.2.110/24 asterisk"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar string // "" = valid
+	}{
+		{"peer with key", map[string]string{"FLIP_PEER": "192.0.2.12", "FLIP_PEER_KEY": "0123456789abcdef"}, ""},
+		{"peer not an address", map[string]string{"FLIP_PEER": "box-b", "FLIP_PEER_KEY": "0123456789abcdef"}, "FLIP_PEER"},
+		{"peer is this box", map[string]string{"FLIP_PEER": "192.0.2.11", "FLIP_PEER_KEY": "0123456789abcdef"}, "FLIP_PEER"},
+		{"peer without key", map[string]string{"FLIP_PEER": "192.0.2.12"}, "FLIP_PEER_KEY"},
+		{"short key", map[string]string{"FLIP_PEER": "192.0.2.12", "FLIP_PEER_KEY": "short"}, "FLIP_PEER_KEY"},
+		{"bad port", map[string]string{"FLIP_PEER_PORT": "70000"}, "FLIP_PEER_PORT"},
+		{"failback on the secondary", map[string]string{"FLIP_FAILBACK": "true", "FLIP_PEER": "192.0.2.12", "FLIP_PEER_KEY": "0123456789abcdef"}, "FLIP_FAILBACK"},
+		{"failback without a peer", map[string]string{"FLIP_FAILBACK": "true", "FLIP_PRIMARY": "true"}, "FLIP_FAILBACK"},
+		{"failback on the primary", map[string]string{"FLIP_FAILBACK": "true", "FLIP_PRIMARY": "true", "FLIP_PEER": "192.0.2.12", "FLIP_PEER_KEY": "0123456789abcdef"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			ftSetEnv(t, env)
+			_, err := loadConfig(ftHost())
+			if tt.wantVar == "" {
+				if err != nil {
+					t.Fatalf("loadConfig: %v", err)
+				}
+				return
+			}
+			var ce *configError
+			if !errors.As(err, &ce) || ce.Var != tt.wantVar {
+				t.Fatalf("loadConfig = %v, want an error for %s", err, tt.wantVar)
+			}
+		})
 	}
 }
