@@ -631,7 +631,10 @@ func (c *checker) checkProbe(ctx context.Context, holdsAny bool) checkRow {
 
 // checkTiebreaker is the place for the FLIP_TIEBREAKER check (the lead
 // fills it in): it does not ping anything yet.
-func checkTiebreaker(cfg *config) checkRow {
+func checkTiebreaker(cfg *config) checkRow { return tiebreakerRow(cfg, pingTiebreakers) }
+
+// tiebreakerRow reports whether a tiebreaker answers, asking reach.
+func tiebreakerRow(cfg *config, reach func(*config) (time.Duration, error)) checkRow {
 	row := checkRow{Name: "tiebreaker", Status: checkSkip}
 	if len(cfg.Tiebreakers) == 0 {
 		row.Detail = "FLIP_TIEBREAKER not set"
@@ -641,8 +644,35 @@ func checkTiebreaker(cfg *config) checkRow {
 	for _, a := range cfg.Tiebreakers {
 		as = append(as, a.String())
 	}
-	row.Detail = fmt.Sprintf("FLIP_TIEBREAKER=%s: reachability not checked by flip check yet", strings.Join(as, ","))
+	rtt, err := reach(cfg)
+	if err != nil {
+		row.Status = checkFail
+		row.Detail = fmt.Sprintf("FLIP_TIEBREAKER=%s: %v: this box would count itself cut off (a passive box would not take over, an active one would release)", strings.Join(as, ","), err)
+		row.Fix = "check the link and that the tiebreaker answers ping from this box's own address (as root or with CAP_NET_RAW), or fix FLIP_TIEBREAKER"
+		return row
+	}
+	row.Status = checkOK
+	row.Detail = fmt.Sprintf("FLIP_TIEBREAKER=%s answers ICMP echo from %s (%s)", strings.Join(as, ","), cfg.Source, rtt.Round(time.Microsecond))
 	return row
+}
+
+// pingTiebreakers pings the tiebreakers as the agent does, for at most
+// FLIP_DEAD_AFTER, and returns the first answer's round trip.
+func pingTiebreakers(cfg *config) (time.Duration, error) {
+	tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.DeadAfter)
+	defer cancel()
+	answers := make(chan time.Time, 16)
+	go tb.run(ctx, cfg.ProbeInterval, answers)
+	select {
+	case sent := <-answers:
+		return time.Since(sent), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("no answer within FLIP_DEAD_AFTER (%s)", cfg.DeadAfter)
+	}
 }
 
 // buildCheckPlan derives the takeover and release steps from the resources

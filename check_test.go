@@ -80,7 +80,10 @@ func ckChecker(cfg *config, addrs map[string][]netip.Prefix) *checker {
 		probe: func(context.Context) (probeResult, error) {
 			return probeResult{Sent: time.Now(), Answered: true, Status: 404, Server: "Asterisk PBX 18", RTT: time.Millisecond}, nil
 		},
-		tiebreaker: checkTiebreaker,
+		// Never the real ping: unit tests send nothing on the wire.
+		tiebreaker: func(cfg *config) checkRow {
+			return tiebreakerRow(cfg, func(*config) (time.Duration, error) { return time.Millisecond, nil })
+		},
 	}
 }
 
@@ -445,7 +448,7 @@ func TestCheckAllPassChangesNothing(t *testing.T) {
 		"a takeover writes server=02:00:00:00:00:0b (MAC of eth1), the file has server=00:11:22:33:44:55 (another box) now",
 		"OK    probe 192.0.2.110:5060",
 		"SIP 404 in 1ms, server Asterisk PBX 18",
-		"SKIP  tiebreaker",
+		"OK    tiebreaker",
 		"all checks passed: ",
 		"takeover (left to right):\n   1. add 192.0.2.110/24 to eth0 (netlink)\n",
 		"release (right to left):\n   1. announce: stop",
@@ -690,13 +693,18 @@ func TestCheckProbe(t *testing.T) {
 }
 
 func TestCheckTiebreaker(t *testing.T) {
-	row := checkTiebreaker(&config{})
+	answers := func(*config) (time.Duration, error) { return time.Millisecond, nil }
+	silent := func(*config) (time.Duration, error) { return 0, errors.New("no answer within FLIP_DEAD_AFTER (1s)") }
+	row := tiebreakerRow(&config{}, answers)
 	if row.Status != checkSkip || row.Detail != "FLIP_TIEBREAKER not set" {
 		t.Errorf("no tiebreaker: %+v", row)
 	}
-	row = checkTiebreaker(&config{Tiebreakers: []netip.Addr{netip.MustParseAddr("192.0.2.1")}})
-	if row.Status != checkSkip || !strings.Contains(row.Detail, "192.0.2.1") {
-		t.Errorf("tiebreaker set: %+v", row)
+	set := &config{Tiebreakers: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
+	if row = tiebreakerRow(set, answers); row.Status != checkOK || !strings.Contains(row.Detail, "192.0.2.1") {
+		t.Errorf("tiebreaker answering: %+v", row)
+	}
+	if row = tiebreakerRow(set, silent); row.Status != checkFail || !strings.Contains(row.Detail, "cut off") || row.Fix == "" {
+		t.Errorf("tiebreaker silent: %+v", row)
 	}
 }
 
