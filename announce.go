@@ -65,7 +65,7 @@ func (a *announcer) Stop() {
 func (a *announcer) round(vips []vipSpec, n int) {
 	for _, v := range vips {
 		if err := a.send(v.Iface, v); err != nil {
-			a.log.Error("gratuitous ARP failed", "vip", v.Addr, "iface", v.Iface, "round", n, "err", err)
+			a.log.Error("announcement (gratuitous ARP / unsolicited NA) failed", "vip", v.Addr, "iface", v.Iface, "round", n, "err", err)
 		}
 	}
 }

@@ -248,7 +248,7 @@ func TestAnnouncerSendErrors(t *testing.T) {
 	a.Start(ftTwoVIPs)
 	f.waitCalls(t, 6)
 	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(logs.String(), "gratuitous ARP failed") < 6 {
+	for strings.Count(logs.String(), "announcement (gratuitous ARP / unsolicited NA) failed") < 6 {
 		if time.Now().After(deadline) {
 			t.Fatalf("want 6 logged failures, got:\n%s", logs.String())
 		}

@@ -135,7 +135,8 @@ func badVar(name, format string, args ...any) error {
 // hostInterfaces is what config validation needs to know about the box:
 // its interfaces and their addresses. Tests supply a fake one.
 type hostInterfaces interface {
-	// InterfaceAddrs returns the IPv4 prefixes of every interface by name.
+	// InterfaceAddrs returns the IPv4 and IPv6 prefixes of every interface
+	// by name, in the kernel's order; IPv6 link-local ones are left out.
 	InterfaceAddrs() (map[string][]netip.Prefix, error)
 }
 
@@ -159,8 +160,8 @@ func (systemInterfaces) InterfaceAddrs() (map[string][]netip.Prefix, error) {
 				continue
 			}
 			p, err := netip.ParsePrefix(ipn.String())
-			if err != nil || !p.Addr().Is4() {
-				continue
+			if err != nil || (p.Addr().Is6() && p.Addr().IsLinkLocalUnicast()) {
+				continue // IPv6 link-local: never a VIP's own address nor a probe source
 			}
 			out[ifi.Name] = append(out[ifi.Name], p)
 		}
@@ -221,6 +222,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	for _, f := range strings.FieldsFunc(spec.Tiebreaker, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 		a, err := netip.ParseAddr(f)
+		if err == nil && a.Is6() && !a.Is4In6() {
+			return nil, badVar("FLIP_TIEBREAKER", "%q is an IPv6 address; the tiebreaker pings over IPv4 only (ICMP echo): list IPv4 addresses this box must reach, e.g. the gateway's, FLIP_TIEBREAKER=192.0.2.1", f)
+		}
 		if err != nil || !a.Is4() {
 			return nil, badVar("FLIP_TIEBREAKER", "%q is not an IPv4 address; list addresses this box must reach to take over, e.g. the gateway: FLIP_TIEBREAKER=192.0.2.1", f)
 		}
@@ -262,6 +266,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	if err := c.resolveAddresses(spec, addrs); err != nil {
 		return nil, err
+	}
+	if len(c.Tiebreakers) > 0 && !c.Source.Is4() {
+		return nil, badVar("FLIP_TIEBREAKER", "the tiebreaker pings over IPv4 from this box's own address, but the source is %s (IPv6: the first VIP of FLIP_RESOURCES is IPv6, or FLIP_SOURCE is); list an IPv4 VIP first or set FLIP_SOURCE to this box's IPv4 address, or leave FLIP_TIEBREAKER empty", c.Source)
 	}
 	if err := c.checkPeer(spec, addrs); err != nil {
 		return nil, err

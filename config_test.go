@@ -438,7 +438,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 			wantMsg: "@IFACE",
 		},
 		{name: "malformed prefix", env: map[string]string{"FLIP_RESOURCES": "192.0.2.110/33 asterisk"}, wantVar: "FLIP_RESOURCES"},
-		{name: "IPv6 VIP", env: map[string]string{"FLIP_RESOURCES": "2001:db8::110/64 asterisk"}, wantVar: "FLIP_RESOURCES", wantMsg: "IPv4"},
+		{name: "IPv6 VIP outside every subnet", env: map[string]string{"FLIP_RESOURCES": "2001:db8::110/64 asterisk"}, wantVar: "FLIP_RESOURCES", wantMsg: "outside the subnets"},
 		{name: "routes before any VIP", env: map[string]string{"FLIP_RESOURCES": "routes 192.0.2.110/24 asterisk"}, wantVar: "FLIP_RESOURCES"},
 		{name: "service first", env: map[string]string{"FLIP_RESOURCES": "asterisk 192.0.2.110/24"}, wantVar: "FLIP_RESOURCES"},
 		{name: "only a service", env: map[string]string{"FLIP_RESOURCES": "asterisk"}, wantVar: "FLIP_RESOURCES", wantMsg: "VIP"},

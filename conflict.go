@@ -43,11 +43,11 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 	a.ev.Conflict(c.vip.Addr, c.mac)
 	d := a.m.conflict()
 	if d.Verdict == verdictRelease {
-		a.log.Warn("another box holds the VIP too", "vip", c.vip.Addr, "holder", c.mac, "decision", d.Reason)
+		a.log.Warn("another box holds the VIP too", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)
 		a.release(ctx, d.Cause, d.Reason)
 		return
 	}
-	a.log.Warn("another box claims the VIP; announcing it again", "vip", c.vip.Addr, "holder", c.mac, "decision", d.Reason)
+	a.log.Warn("another box claims the VIP; announcing it again", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)
 	a.announce.Start(a.cfg.VIPs)
 }
 

@@ -186,7 +186,7 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 		}
 		for _, v := range a.cfg.VIPs {
 			if mac, err := a.findHolder(v); err != nil || mac != nil {
-				a.log.Warn("the other box says it released, but the VIP is still held; not taking over", "peer", m.From, "vip", v.Addr, "holder", mac, "err", err)
+				a.log.Warn("the other box says it released, but the VIP is still held; not taking over", "peer", m.From, "vip", v.Addr, "holder", fmt.Sprint(mac), "err", err)
 				return
 			}
 		}

@@ -65,6 +65,21 @@ func newProberTransport(source netip.Addr, target string, timeout time.Duration,
 	if err != nil {
 		return nil, fmt.Errorf("probe target %q: bad port: %w", target, err)
 	}
+	// An IPv6 host goes into the URI in brackets, as sipgo's own parser
+	// keeps it: the Request-URI is then sip:[2001:db8::100]:5060, and the
+	// transport, which joins Host and Port with a plain ":", gets an
+	// address it can parse. (Via and From hosts, from the source, are
+	// bracketed by sipgo when it writes them.)
+	if a, err := netip.ParseAddr(host); err == nil {
+		a = a.Unmap()
+		if a.Is4() != source.Unmap().Is4() {
+			return nil, fmt.Errorf("probe target %s and source %s are not of the same IP version; set FLIP_SOURCE to this box's own IPv%d address", target, source, ipVersion(a))
+		}
+		host = a.String()
+		if a.Is6() {
+			host = "[" + host + "]"
+		}
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("flip"), sipgo.WithUserAgentHostname(source.String()))
 	if err != nil {
@@ -114,6 +129,13 @@ func (p *prober) probe(ctx context.Context) probeResult {
 		res.Server = h.Value()
 	}
 	return res
+}
+
+func ipVersion(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 4
+	}
+	return 6
 }
 
 // Close releases the SIP transport.

@@ -125,21 +125,32 @@ func isIPLike(s string) bool {
 }
 
 // parseVIP reads ADDR/PREFIX[@IFACE] and finds the interface and own address
-// in the VIP's subnet.
+// in the VIP's subnet. IPv4 and IPv6 VIPs are accepted; the own address of
+// an IPv6 VIP is a global address of the box in that prefix (link-local
+// addresses and /128s never are). The kernel lists IPv6 addresses newest
+// first, so when an interface has several in the prefix the oldest (the
+// box's configured address, there before any VIP) is taken; IPv4 lists the
+// primary first.
 func parseVIP(tok string, addrs map[string][]netip.Prefix) (vipSpec, error) {
 	pfx, iface, _ := strings.Cut(tok, "@")
 	p, err := netip.ParsePrefix(pfx)
 	if err != nil {
 		return vipSpec{}, fmt.Errorf("%q: not ADDR/PREFIX[@IFACE] (%v)", tok, err)
 	}
-	if !p.Addr().Is4() {
-		return vipSpec{}, fmt.Errorf("%q: only IPv4 VIPs are supported yet", tok)
+	a := p.Addr()
+	switch {
+	case a.Is4In6():
+		return vipSpec{}, fmt.Errorf("%q: an IPv4-mapped IPv6 address; write an IPv4 VIP as IPv4, e.g. %s/24", tok, a.Unmap())
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return vipSpec{}, fmt.Errorf("%q: a link-local address cannot be a VIP; use a global address of the subnet, e.g. 2001:db8::100/64", tok)
+	case a.Is6() && !a.IsGlobalUnicast():
+		return vipSpec{}, fmt.Errorf("%q: %s is not a unicast address a box can serve from; use a global address of the subnet, e.g. 2001:db8::100/64", tok, a)
 	}
-	v := vipSpec{Addr: p.Addr(), Prefix: p, Iface: iface}
+	v := vipSpec{Addr: a, Prefix: p, Iface: iface}
 	var names []string
 	if iface != "" {
 		if _, ok := addrs[iface]; !ok {
-			return vipSpec{}, fmt.Errorf("%q: interface %s does not exist or has no IPv4 address", tok, iface)
+			return vipSpec{}, fmt.Errorf("%q: interface %s does not exist or has no address", tok, iface)
 		}
 		names = []string{iface}
 	} else {
@@ -149,13 +160,14 @@ func parseVIP(tok string, addrs map[string][]netip.Prefix) (vipSpec, error) {
 	}
 	for _, n := range names {
 		for _, own := range addrs[n] {
-			if own.Addr() == v.Addr || own.Bits() == 32 || !own.Masked().Contains(v.Addr) {
+			oa := own.Addr()
+			if oa == v.Addr || oa.Is4() != a.Is4() || own.Bits() == oa.BitLen() || (oa.Is6() && oa.IsLinkLocalUnicast()) || !own.Masked().Contains(v.Addr) {
 				continue
 			}
 			if v.Own.IsValid() && v.Iface != n {
 				return vipSpec{}, fmt.Errorf("%q: subnet %s is on both %s and %s; write %s@IFACE", tok, own.Masked(), v.Iface, n, pfx)
 			}
-			if !v.Own.IsValid() {
+			if !v.Own.IsValid() || a.Is6() {
 				v.Own, v.Iface = own, n
 			}
 		}

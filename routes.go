@@ -16,6 +16,13 @@ import (
 // address (the carrier authenticates by it); on release the box's own address
 // is put back. It must stop before the VIP is deleted: deleting an address
 // that is a route's src deletes the route, and the box loses its subnet.
+//
+// IPv6 works the same way with one kernel difference (measured): deleting an
+// address that is an IPv6 route's src does not delete the route, it clears
+// the src (the route then has none, as before flip first touched it). The
+// prefix route stays as long as another address of the prefix (the box's
+// own) is on the interface. Check sees the missing src on an active box and
+// the drift repair sets it again; at start the repair sets the role's src.
 type routesResource struct {
 	subnets []vipSpec // one VIP per (interface, own subnet): the first listed
 }
@@ -92,7 +99,11 @@ func repairConnectedRoutes(vips []vipSpec, active bool) error {
 }
 
 // connectedRoute finds the kernel's route for the own address's subnet on
-// the VIP's interface in the main table, or nil.
+// the VIP's interface in the main table, or nil. An IPv4 connected route
+// has scope link; an IPv6 one (`2001:db8::/64 dev eth0 proto kernel metric
+// 256`) has scope universe, and where there are several for the prefix (a
+// router-advertised one, say) the one with the lowest metric is the one
+// the kernel uses.
 func connectedRoute(v vipSpec) (*netlink.Route, error) {
 	l, err := netlink.LinkByName(v.Iface)
 	if err != nil {
@@ -100,17 +111,30 @@ func connectedRoute(v vipSpec) (*netlink.Route, error) {
 	}
 	dst := prefixIPNet(v.Own.Masked())
 	filter := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Table: unix.RT_TABLE_MAIN}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, filter,
+	routes, err := netlink.RouteListFiltered(addrFamily(v.Addr), filter,
 		netlink.RT_FILTER_OIF|netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list routes for %s on %s: %w", dst, v.Iface, err)
 	}
+	if !v.Addr.Is6() {
+		for i := range routes {
+			if routes[i].Scope == netlink.SCOPE_LINK && routes[i].Gw == nil {
+				return &routes[i], nil
+			}
+		}
+		return nil, nil
+	}
+	var best *netlink.Route
 	for i := range routes {
-		if routes[i].Scope == netlink.SCOPE_LINK && routes[i].Gw == nil {
-			return &routes[i], nil
+		rt := &routes[i]
+		if rt.Scope != netlink.SCOPE_UNIVERSE || rt.Gw != nil || len(rt.MultiPath) > 0 || rt.Type != unix.RTN_UNICAST {
+			continue
+		}
+		if best == nil || rt.Priority < best.Priority {
+			best = rt
 		}
 	}
-	return nil, nil
+	return best, nil
 }
 
 // setConnectedSrc changes the connected route's src in place, which keeps its
@@ -133,6 +157,10 @@ func setConnectedSrc(v vipSpec, src netip.Addr) error {
 			Protocol:  unix.RTPROT_KERNEL,
 			Table:     unix.RT_TABLE_MAIN,
 		}
+		if v.Addr.Is6() {
+			// As the kernel makes it for an address: scope universe, metric 256.
+			add.Scope, add.Priority = netlink.SCOPE_UNIVERSE, ipv6PrefixRouteMetric
+		}
 		if err := netlink.RouteAdd(add); err != nil && err != unix.EEXIST {
 			return fmt.Errorf("re-create connected route %s dev %s src %s: %w", add.Dst, v.Iface, src, err)
 		}
@@ -147,6 +175,10 @@ func setConnectedSrc(v vipSpec, src netip.Addr) error {
 	}
 	return nil
 }
+
+// ipv6PrefixRouteMetric is the metric of the kernel's IPv6 prefix routes
+// (IP6_RT_PRIO_ADDRCONF).
+const ipv6PrefixRouteMetric = 256
 
 func prefixIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}

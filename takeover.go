@@ -27,12 +27,12 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 			a.ev.Conflict(v.Addr, mac)
 		}
 		if a.m.holderSeen(time.Now()) {
-			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac, "wait", a.cfg.HolderWait)
+			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac.String(), "wait", a.cfg.HolderWait)
 			holder = conflictReport{vip: v, mac: mac}
 			break
 		}
 		if first {
-			a.log.Info("another box still holds the VIP; waiting for it to release", "vip", v.Addr, "holder", mac, "wait_at_most", a.cfg.HolderWait)
+			a.log.Info("another box still holds the VIP; waiting for it to release", "vip", v.Addr, "holder", mac.String(), "wait_at_most", a.cfg.HolderWait)
 		}
 		return true, holder
 	}
@@ -88,9 +88,9 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 		if i == a.network-1 {
 			t := time.Now()
 			a.announce.Start(a.cfg.VIPs)
-			a.ev.Phase("announce", "gratuitous ARP", time.Since(t), nil)
+			a.ev.Phase("announce", "gratuitous ARP / unsolicited NA", time.Since(t), nil)
 			phases = append(phases, "announce="+ms(time.Since(t)))
-			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
+			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP / unsolicited NA", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
 			a.crash.after("announce")
 		}
 		if i >= a.network-1 {
@@ -194,10 +194,10 @@ func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
 	a.ev.Fenced(err, time.Since(t))
 	if err != nil {
 		a.nextFence = time.Now().Add(fenceRetryDelay)
-		a.log.Error("fence failed; not taking over", "vip", c.vip.Addr, "holder", c.mac, "err", err, "retry_in", fenceRetryDelay)
+		a.log.Error("fence failed; not taking over", "vip", c.vip.Addr, "holder", c.mac.String(), "err", err, "retry_in", fenceRetryDelay)
 		return false
 	}
-	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac, "duration", ms(time.Since(t)))
+	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac.String(), "duration", ms(time.Since(t)))
 	return true
 }
 

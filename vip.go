@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 
@@ -31,11 +32,42 @@ func vipLink(v vipSpec) (netlink.Link, error) {
 	return l, nil
 }
 
+// vipAddr is the VIP as netlink adds and deletes it. An IPv6 VIP gets two
+// things an IPv4 one does not need:
+//   - IFA_F_NODAD: without it the address is tentative for about a second
+//     (duplicate address detection) and unusable: nothing can bind to it,
+//     it cannot be a route's src, and the box does not answer for it.
+//     flip's own holder check has asked the wire already.
+//   - preferred lifetime 0 (valid for ever): a "deprecated" address, which
+//     the kernel's source address selection (RFC 6724 rule 3) never picks
+//     on its own; it is still reachable and usable when asked for. So, like
+//     an IPv4 secondary address, the VIP becomes a source only where the
+//     routes resource makes it the connected route's src, and connections
+//     the box opens elsewhere keep its own address and survive a failover.
 func vipAddr(v vipSpec) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{
+	a := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   v.Addr.AsSlice(),
 		Mask: net.CIDRMask(v.Prefix.Bits(), v.Addr.BitLen()),
 	}}
+	if v.Addr.Is6() {
+		a.Flags = unix.IFA_F_NODAD
+		a.PreferedLft = 0
+		a.ValidLft = int(lifetimeForever)
+	}
+	return a
+}
+
+// lifetimeForever is the kernel's infinite address lifetime (0xffffffff). A
+// variable, so that the conversion to int compiles on 32-bit platforms too
+// (where netlink then sends no lifetimes and the VIP stays preferred).
+var lifetimeForever uint32 = math.MaxUint32
+
+// addrFamily is the netlink family of an address.
+func addrFamily(a netip.Addr) int {
+	if a.Is6() {
+		return netlink.FAMILY_V6
+	}
+	return netlink.FAMILY_V4
 }
 
 // Query reports whether the VIP is on its interface.
@@ -44,7 +76,7 @@ func (netlinkAddresses) Query(v vipSpec) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	addrs, err := netlink.AddrList(l, addrFamily(v.Addr))
 	if err != nil {
 		return false, fmt.Errorf("list addresses of %s: %w", v.Iface, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/vishvananda/netlink"
 )
 
 // watchDefaultPort is the SIP port used when the target has none.
@@ -45,6 +47,9 @@ type watchConfig struct {
 	max         time.Duration
 	untilSwitch bool
 	json        bool
+	// neighbourMAC reads the MAC of the target's neighbour entry (nil:
+	// watchNeighbourMAC, the kernel's table); tests supply their own.
+	neighbourMAC func(target string) string
 }
 
 // watchProbe is what happened to one OPTIONS probe. Probes are kept in send
@@ -132,8 +137,10 @@ type watchSummary struct {
 	SendErrors  int     `json:"send_errors"`
 	FirstServer string  `json:"first_responder"`
 	FirstStatus int     `json:"first_status"`
+	FirstMAC    string  `json:"first_mac"` // the target's neighbour entry at the first answer
 	LastServer  string  `json:"last_responder"`
 	LastStatus  int     `json:"last_status"`
+	LastMAC     string  `json:"last_mac"` // ... and at the end
 	Switched    bool    `json:"switched"`
 	SwitchAt    string  `json:"switch_at,omitempty"` // send time of the new responder's first answered probe
 	OutageMS    float64 `json:"outage_ms"`
@@ -336,8 +343,8 @@ func watchPrintText(w io.Writer, s watchSummary) {
 		fmt.Fprintln(w, "no answers")
 		return
 	}
-	fmt.Fprintf(w, "first responder: %q status %d\n", s.FirstServer, s.FirstStatus)
-	fmt.Fprintf(w, "last responder:  %q status %d\n", s.LastServer, s.LastStatus)
+	fmt.Fprintf(w, "first responder: %q status %d%s\n", s.FirstServer, s.FirstStatus, watchMACText(s.FirstMAC))
+	fmt.Fprintf(w, "last responder:  %q status %d%s\n", s.LastServer, s.LastStatus, watchMACText(s.LastMAC))
 	if s.Switched {
 		fmt.Fprintf(w, "responder switched at %s\n", s.SwitchAt)
 	}
@@ -350,6 +357,52 @@ func watchPrintText(w io.Writer, s watchSummary) {
 	if s.LostBefore > 0 || s.LostAfter > 0 {
 		fmt.Fprintf(w, "unanswered: %d before the first answer, %d after the last\n", s.LostBefore, s.LostAfter)
 	}
+}
+
+// watchMACText is the MAC part of a responder line: which box's MAC the
+// client's neighbour entry for the target held.
+func watchMACText(mac string) string {
+	if mac == "" {
+		return ", MAC unknown (no neighbour entry for the target)"
+	}
+	return ", MAC " + mac
+}
+
+// watchNeighbourMAC returns the MAC of target's (host:port) neighbour entry
+// on the interface the route to it leaves by, IPv4 or IPv6, or "" when
+// there is none with a MAC: the target is behind a router, on this host,
+// or not resolved (yet). This is the box the client's frames go to.
+func watchNeighbourMAC(target string) string {
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	ip = ip.Unmap()
+	routes, err := netlink.RouteGet(ip.AsSlice())
+	if err != nil || len(routes) == 0 || routes[0].Gw != nil {
+		return ""
+	}
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	neighs, err := netlink.NeighList(routes[0].LinkIndex, family)
+	if err != nil {
+		return ""
+	}
+	for _, n := range neighs {
+		a, ok := netip.AddrFromSlice(n.IP)
+		// NOARP entries (loopback's, with a zero MAC) say nothing about a box.
+		if !ok || a.Unmap() != ip || len(n.HardwareAddr) == 0 || n.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE|netlink.NUD_NOARP) != 0 {
+			continue
+		}
+		return n.HardwareAddr.String()
+	}
+	return ""
 }
 
 // watchAnswer is one datagram (or socket error) seen by the receiver.
@@ -430,13 +483,14 @@ func watchURIHost(h string) string {
 
 // watchState is the run's bookkeeping; only watchRun's goroutine touches it.
 type watchState struct {
-	cfg     watchConfig
-	conn    *net.UDPConn
-	local   string
-	probes  []watchProbe
-	byID    map[string]int
-	refused int
-	firstOK int // index of the first answered probe, or -1
+	cfg      watchConfig
+	conn     *net.UDPConn
+	local    string
+	probes   []watchProbe
+	byID     map[string]int
+	refused  int
+	firstOK  int    // index of the first answered probe, or -1
+	firstMAC string // the target's neighbour entry at the first answer
 }
 
 // send fires the next probe. A connected UDP socket reports a pending ICMP
@@ -476,6 +530,7 @@ func (st *watchState) record(a watchAnswer) (switched bool) {
 	p.Answered, p.Status, p.Responder = a.at, a.status, a.responder
 	if st.firstOK < 0 {
 		st.firstOK = i
+		st.firstMAC = st.cfg.neighbourMAC(st.cfg.target)
 		return false
 	}
 	return p.Responder != st.probes[st.firstOK].Responder
@@ -541,6 +596,9 @@ func watchRun(ctx context.Context, cfg watchConfig, status io.Writer) (watchSumm
 		wg.Wait()
 	}()
 
+	if cfg.neighbourMAC == nil {
+		cfg.neighbourMAC = watchNeighbourMAC
+	}
 	st := &watchState{cfg: cfg, conn: conn, local: conn.LocalAddr().String(),
 		byID: make(map[string]int), firstOK: -1}
 	start := time.Now()
@@ -611,5 +669,8 @@ draining:
 	sum.IntervalMS, sum.TimeoutMS = watchMS(cfg.interval), watchMS(cfg.timeout)
 	sum.StopReason = reason
 	sum.Refused = st.refused
+	if sum.Answered > 0 {
+		sum.FirstMAC, sum.LastMAC = st.firstMAC, cfg.neighbourMAC(cfg.target)
+	}
 	return sum, nil
 }

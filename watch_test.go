@@ -438,3 +438,48 @@ func TestWatchTextAndSignal(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchNeighbourMACOutput: the MAC of the target's neighbour entry at
+// the first answer and at the end goes into the JSON and the text.
+func TestWatchNeighbourMACOutput(t *testing.T) {
+	a := watchStartResponder(t, "127.0.0.1:0", "box-a", nil)
+	defer a.stop()
+	calls := 0
+	macs := []string{"02:00:5e:00:53:0a", "02:00:5e:00:53:0b"}
+	cfg, code, ok := watchParseArgs([]string{"-for", "100ms", "-interval", "10ms", a.conn.LocalAddr().String()}, &strings.Builder{})
+	if !ok {
+		t.Fatalf("parse: exit %d", code)
+	}
+	cfg.neighbourMAC = func(target string) string {
+		if target != a.conn.LocalAddr().String() {
+			t.Errorf("looked up %q", target)
+		}
+		mac := macs[min(calls, 1)]
+		calls++
+		return mac
+	}
+	sum, err := watchRun(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.FirstMAC != macs[0] || sum.LastMAC != macs[1] || calls != 2 {
+		t.Fatalf("first_mac %q last_mac %q after %d lookups", sum.FirstMAC, sum.LastMAC, calls)
+	}
+	var b strings.Builder
+	watchPrintText(&b, sum)
+	for _, want := range []string{`"box-a" status 200, MAC ` + macs[0], `"box-a" status 200, MAC ` + macs[1]} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestWatchNeighbourMAC reads the kernel's table: loopback has no
+// neighbour entries, so the answer is empty rather than an error.
+func TestWatchNeighbourMAC(t *testing.T) {
+	for _, target := range []string{"127.0.0.1:5060", "[::1]:5060", "not-an-address:5060", "garbage"} {
+		if got := watchNeighbourMAC(target); got != "" {
+			t.Errorf("watchNeighbourMAC(%q) = %q, want empty", target, got)
+		}
+	}
+}

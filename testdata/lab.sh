@@ -176,6 +176,7 @@ lab_power_off() {
 		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null && rm -f "$p"
 	done
 	lab_exec "$box" ip addr del "$LAB_VIP/24" dev eth0 2>/dev/null
+	lab_exec "$box" ip addr del "$LAB_VIP6/64" dev eth0 2>/dev/null # if lab_ipv6 gave it one
 	rm -f "$LAB_DIR/$box/state.json" # /run is tmpfs: a reboot clears it
 	return 0
 }
@@ -192,3 +193,48 @@ lab_sipp() {
 }
 
 lab_log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
+
+# --- IPv6 (dual stack), for the tests that call lab_ipv6 ------------------
+#
+#   box a  2001:db8::11/64   box b  2001:db8::12/64   client 2001:db8::50/64
+#   VIP    2001:db8::100/64
+#
+# The other tests never call lab_ipv6: their lab has only the link-local
+# IPv6 addresses every interface gets, as before.
+
+LAB_VIP6=2001:db8::100
+LAB_SUBNET6=2001:db8::/64
+declare -A LAB_ADDR6=([a]=2001:db8::11 [b]=2001:db8::12 [c]=2001:db8::50)
+
+# lab_ipv6: gives the boxes and the client their IPv6 addresses. They are
+# added without duplicate address detection (nodad, and accept_dad=0 for
+# anything added later), as if the boxes had been up for a while: an
+# address under DAD is tentative for about a second and nothing can bind to
+# it. The link-local addresses that came with the link stay as the kernel
+# made them (tentative for a second): flip needs none of them.
+lab_ipv6() {
+	local n
+	for n in a b c; do
+		lab_exec "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+			net.ipv6.conf.eth0.accept_dad=0 || return 1
+		lab_exec "$n" ip -6 addr add "${LAB_ADDR6[$n]}/64" dev eth0 nodad || return 1
+	done
+}
+
+# lab_holds6 BOX: true if BOX has the IPv6 VIP.
+lab_holds6() { lab_exec "$1" ip -6 -o addr show dev eth0 | grep -q " $LAB_VIP6/"; }
+
+# lab_route_src6 BOX: the src of BOX's IPv6 connected route (empty: none).
+lab_route_src6() {
+	lab_exec "$1" ip -6 route show "$LAB_SUBNET6" dev eth0 proto kernel | sed -n 's/.* src \([0-9a-f:]*\).*/\1/p'
+}
+
+# lab_client_neigh6: the client's IPv6 neighbour entry (MAC) for the VIP.
+lab_client_neigh6() { lab_exec c ip -6 neigh show "$LAB_VIP6" dev eth0 | awk '{for(i=1;i<=NF;i++) if($i=="lladdr") print $(i+1)}'; }
+
+# lab_sipp6: sipp in the client sends one OPTIONS to [VIP6]:5060 over IPv6.
+lab_sipp6() {
+	(cd "$LAB_DIR/c" && lab_exec c timeout 20 sipp -sf "$LAB_ROOT/testdata/sipp-options.xml" \
+		-i "${LAB_ADDR6[c]}" -bind_local -p 5070 -m 1 -timeout 10s -timeout_error -recv_timeout 3000 \
+		"[$LAB_VIP6]:5060" >sipp6.out 2>&1)
+}

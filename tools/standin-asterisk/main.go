@@ -7,7 +7,9 @@
 //
 // It binds the wildcard address by default, like Asterisk does, so the kernel
 // picks each reply's source address from the route (including a route's
-// "src" hint) rather than from the address the request was sent to.
+// "src" hint) rather than from the address the request was sent to. Go
+// listens on IPv4 and IPv6 for network "udp" and an unspecified address
+// (one dual-stack socket, *:5060), so IPv6 clients are answered too.
 package main
 
 import (
