@@ -296,6 +296,14 @@ func parseCapEff(status string) (uint64, error) {
 	return 0, errors.New("no CapEff line")
 }
 
+// scopeLink is the "scope link " an IPv4 connected route is written with.
+func scopeLink(v vipSpec) string {
+	if v.Addr.Is4() {
+		return "scope link "
+	}
+	return ""
+}
+
 // checkCapabilities: netlink changes need CAP_NET_ADMIN, gratuitous ARP and
 // the ARP holder check need CAP_NET_RAW.
 func (c *checker) checkCapabilities() checkRow {
@@ -316,7 +324,7 @@ func (c *checker) checkCapabilities() checkRow {
 		missing = append(missing, "CAP_NET_ADMIN (add and delete VIPs, change routes)")
 	}
 	if eff&(1<<capNetRaw) == 0 {
-		missing = append(missing, "CAP_NET_RAW (gratuitous ARP, the ARP holder check, the tiebreaker ping)")
+		missing = append(missing, "CAP_NET_RAW (gratuitous ARP and NA, the holder check, the tiebreaker ping)")
 	}
 	if len(missing) > 0 {
 		row.Status = checkFail
@@ -442,11 +450,11 @@ func (c *checker) checkRoutes(held []bool) []checkRow {
 		case !found:
 			row.Status = checkWarn
 			row.Detail = fmt.Sprintf("no connected route %s dev %s: the box cannot reach that subnet now", subnet, v.Iface)
-			row.Fix = fmt.Sprintf("flip re-creates it at start; by hand: ip route add %s dev %s scope link src %s", subnet, v.Iface, want)
+			row.Fix = fmt.Sprintf("flip re-creates it at start; by hand: ip route add %s dev %s %ssrc %s", subnet, v.Iface, scopeLink(v), want)
 		case src != want:
 			row.Status = checkWarn
 			row.Detail = fmt.Sprintf("%s dev %s src %s, expected %s (%s)", subnet, v.Iface, srcString(src), want, state)
-			row.Fix = fmt.Sprintf("flip sets src %s at start; by hand: ip route change %s dev %s scope link src %s", want, subnet, v.Iface, want)
+			row.Fix = fmt.Sprintf("flip sets src %s at start; by hand: ip route change %s dev %s %ssrc %s", want, subnet, v.Iface, scopeLink(v), want)
 		default:
 			row.Detail = fmt.Sprintf("%s dev %s src %s (%s)", subnet, v.Iface, src, state)
 		}

@@ -179,7 +179,7 @@ func TestCheckPlan(t *testing.T) {
 	script := ckScript(t, "resource.sh", filepath.Join(t.TempDir(), "log"))
 	const (
 		fbRelease  = "fonebridge: nothing on release: running fonulator here would point the TDMoE stream back at this box, stealing it from the new active one"
-		stopGARP   = "announce: stop the gratuitous ARP rounds still running"
+		stopGARP   = "announce: stop the announcement rounds still running"
 		startAster = "service asterisk: systemctl start asterisk (timeout 30s)"
 		stopAster  = "service asterisk: systemctl stop asterisk (timeout 30s)"
 	)
@@ -194,7 +194,7 @@ func TestCheckPlan(t *testing.T) {
 			env:  map[string]string{"FLIP_RESOURCES": "192.0.2.110/24 fonebridge asterisk"},
 			takeover: []string{
 				"add 192.0.2.110/24 to eth0 (netlink)",
-				"announce: gratuitous ARP request+reply for each VIP (192.0.2.110 on eth0), 5 rounds every 1s, the first at once",
+				"announce each VIP (192.0.2.110 on eth0: gratuitous ARP request+reply), 5 rounds every 1s, the first at once",
 				"fonebridge: write server=02:00:00:00:00:0b into /etc/redfone.conf, run fonulator /etc/redfone.conf (timeout 30s, 2 retries)",
 				startAster,
 			},
@@ -213,7 +213,7 @@ func TestCheckPlan(t *testing.T) {
 				"add 198.51.100.110/24 to eth1 (netlink)",
 				"set src 192.0.2.110 on route 192.0.2.0/24 dev eth0",
 				"set src 198.51.100.110 on route 198.51.100.0/24 dev eth1",
-				"announce: gratuitous ARP request+reply for each VIP (192.0.2.110 on eth0, 198.51.100.110 on eth1), 5 rounds every 1s, the first at once",
+				"announce each VIP (192.0.2.110 on eth0: gratuitous ARP request+reply; 198.51.100.110 on eth1: gratuitous ARP request+reply), 5 rounds every 1s, the first at once",
 				startAster,
 			},
 			release: []string{
@@ -244,7 +244,7 @@ func TestCheckPlan(t *testing.T) {
 				"add 192.0.2.111/24 to eth0 (netlink)",
 				// One subnet, one route: its src is the first VIP.
 				"set src 192.0.2.110 on route 192.0.2.0/24 dev eth0",
-				"announce: gratuitous ARP request+reply for each VIP (192.0.2.110 on eth0, 192.0.2.111 on eth0), 3 rounds every 2s, the first at once",
+				"announce each VIP (192.0.2.110 on eth0: gratuitous ARP request+reply; 192.0.2.111 on eth0: gratuitous ARP request+reply), 3 rounds every 2s, the first at once",
 				"fonebridge: write server=02:00:00:00:00:0b into /srv/redfone.conf, run /opt/redfone/fonulator /srv/redfone.conf (timeout 20s, 0 retries)",
 				"service asterisk: service asterisk start (timeout 5s)",
 				"exec: " + script + " start (timeout 5s)",

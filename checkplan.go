@@ -20,10 +20,14 @@ func buildCheckPlan(cfg *config, server string) checkPlan {
 	}
 	var vips []string
 	for _, v := range cfg.VIPs {
-		vips = append(vips, fmt.Sprintf("%s on %s", v.Addr, v.Iface))
+		how := "gratuitous ARP request+reply"
+		if v.Addr.Is6() {
+			how = "unsolicited NA (override) to ff02::1"
+		}
+		vips = append(vips, fmt.Sprintf("%s on %s: %s", v.Addr, v.Iface, how))
 	}
-	announce := fmt.Sprintf("announce: gratuitous ARP request+reply for each VIP (%s), %d rounds every %s, the first at once",
-		strings.Join(vips, ", "), cfg.GARPCount, cfg.GARPInterval)
+	announce := fmt.Sprintf("announce each VIP (%s), %d rounds every %s, the first at once",
+		strings.Join(vips, "; "), cfg.GARPCount, cfg.GARPInterval)
 
 	for i, r := range resources {
 		for _, a := range checkActions(cfg, r, "start", server) {
@@ -33,7 +37,7 @@ func buildCheckPlan(cfg *config, server string) checkPlan {
 			add(&plan.Takeover, "announce", announce)
 		}
 	}
-	add(&plan.Release, "announce", "announce: stop the gratuitous ARP rounds still running")
+	add(&plan.Release, "announce", "announce: stop the announcement rounds still running")
 	for i := len(resources) - 1; i >= 0; i-- {
 		for _, a := range checkActions(cfg, resources[i], "stop", server) {
 			add(&plan.Release, resources[i].Name(), a)
