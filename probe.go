@@ -38,6 +38,7 @@ type probeResult struct {
 // 404, 401, 403…) means the SIP stack is alive: Asterisk answers OPTIONS
 // differently depending on its config.
 type prober struct {
+	udp       *udpProbe // UDP: the light path (probe_udp.go)
 	ua        *sipgo.UserAgent
 	client    *sipgo.Client
 	target    sip.Uri
@@ -80,6 +81,13 @@ func newProberTransport(source netip.Addr, target string, timeout time.Duration,
 			host = "[" + host + "]"
 		}
 	}
+	if strings.EqualFold(transport, "udp") {
+		u, err := newUDPProbe(source, target, host, port, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &prober{udp: u, timeout: timeout, transport: "UDP"}, nil
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("flip"), sipgo.WithUserAgentHostname(source.String()))
 	if err != nil {
@@ -107,6 +115,9 @@ func newProberTransport(source netip.Addr, target string, timeout time.Duration,
 // tag and CSeq: ldirectord's reused Call-ID made Asterisk answer old dialogs
 // on the wrong port.
 func (p *prober) probe(ctx context.Context) probeResult {
+	if p.udp != nil {
+		return p.udp.probe(ctx)
+	}
 	res := probeResult{Sent: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -139,4 +150,9 @@ func ipVersion(a netip.Addr) int {
 }
 
 // Close releases the SIP transport.
-func (p *prober) Close() error { return p.ua.Close() }
+func (p *prober) Close() error {
+	if p.udp != nil {
+		return p.udp.Close()
+	}
+	return p.ua.Close()
+}
