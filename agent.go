@@ -199,12 +199,15 @@ func (a *agent) run(ctx context.Context) error {
 	}
 	refused := make(chan time.Time, 64)
 	if a.refusals != nil {
-		go a.refusals.run(ctx, a.cfg.ProbeInterval, refused)
+		go a.refusals.run(ctx, refused)
 	}
 	if a.watchBox != nil {
 		go a.watchBox(ctx, changes)
 	}
 	send := func() {
+		if a.refusals != nil {
+			a.refusals.ping()
+		}
 		go func() {
 			r := a.probe(ctx)
 			select {

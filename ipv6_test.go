@@ -270,10 +270,17 @@ func TestRefusalWatchIPv6(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	out := make(chan time.Time, 8)
-	go w.run(ctx, 20*time.Millisecond, out)
-	select {
-	case <-out:
-	case <-ctx.Done():
-		t.Fatalf("no refusal reported for the closed port %s", target)
+	go w.run(ctx, out)
+	tick := time.NewTicker(20 * time.Millisecond) // the agent's probe tick
+	defer tick.Stop()
+	for {
+		select {
+		case <-out:
+			return
+		case <-tick.C:
+			w.ping()
+		case <-ctx.Done():
+			t.Fatalf("no refusal reported for the closed port %s", target)
+		}
 	}
 }

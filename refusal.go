@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,7 @@ import (
 type refusalWatch struct {
 	laddr, raddr *net.UDPAddr
 	conn         *net.UDPConn
+	ready        atomic.Pointer[net.UDPConn] // set once connected
 }
 
 // refusalRedial spaces attempts to connect the socket while the box has no
@@ -54,37 +56,36 @@ func (w *refusalWatch) connect(ctx context.Context) bool {
 	return false
 }
 
-// run sends a keep-alive every interval and reports when a refusal came
-// back, until ctx ends.
-func (w *refusalWatch) run(ctx context.Context, interval time.Duration, out chan<- time.Time) {
+// run connects the socket and reports when a refusal comes back, until
+// ctx ends. The keep-alives go out from ping, on the agent's probe tick: no
+// timer of its own, so no wake-ups of its own.
+func (w *refusalWatch) run(ctx context.Context, out chan<- time.Time) {
 	if !w.connect(ctx) {
 		return
 	}
-	defer w.conn.Close()
-	go w.read(ctx, out)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	w.ready.Store(w.conn)
+	go func() {
+		<-ctx.Done()
+		w.conn.Close() // ends the blocking read below
+	}()
+	buf := make([]byte, 2048)
 	for {
-		// A refusal can also surface on the write (for the previous one).
-		if _, err := w.conn.Write(sipKeepAlive); errors.Is(err, syscall.ECONNREFUSED) {
+		_, err := w.conn.Read(buf)
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
 			report(ctx, out, time.Now())
-		}
-		select {
-		case <-ctx.Done():
+		case errors.Is(err, net.ErrClosed):
 			return
-		case <-t.C:
 		}
 	}
 }
 
-// read turns ECONNREFUSED on the socket into reports.
-func (w *refusalWatch) read(ctx context.Context, out chan<- time.Time) {
-	buf := make([]byte, 2048)
-	for ctx.Err() == nil {
-		_ = w.conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
-		if _, err := w.conn.Read(buf); errors.Is(err, syscall.ECONNREFUSED) {
-			report(ctx, out, time.Now())
-		}
+// ping sends one keep-alive; before the socket is connected it does nothing.
+// A refusal reported on the write belongs to an earlier keep-alive; the
+// read side reports it.
+func (w *refusalWatch) ping() {
+	if c := w.ready.Load(); c != nil {
+		_, _ = c.Write(sipKeepAlive)
 	}
 }
 
