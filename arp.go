@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -110,24 +108,7 @@ func findHolder(iface string, own, vip netip.Addr, window time.Duration) (net.Ha
 	if _, err := c.WriteTo(b, &packet.Addr{HardwareAddr: ethernet.Broadcast}); err != nil {
 		return nil, fmt.Errorf("send ARP request for %s on %s: %w", vip, iface, err)
 	}
-	deadline := time.Now().Add(window)
-	if err := c.SetReadDeadline(deadline); err != nil {
-		return nil, fmt.Errorf("ARP socket on %s: %w", iface, err)
-	}
-	buf := make([]byte, 1500)
-	for time.Now().Before(deadline) {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("read ARP on %s: %w", iface, err)
-		}
-		if mac := claimant(buf[:n], ifi.HardwareAddr, vip); mac != nil {
-			return mac, nil
-		}
-	}
-	return nil, nil
+	return awaitClaimant(c, iface, window, func(b []byte) net.HardwareAddr { return claimant(b, ifi.HardwareAddr, vip) })
 }
 
 // claimant returns the sender MAC of an ARP frame that claims vip from a MAC

@@ -16,11 +16,9 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/mdlayher/ethernet"
@@ -152,24 +150,7 @@ func findV6Holder(iface string, vip netip.Addr, window time.Duration) (net.Hardw
 	if _, err := c.WriteTo(f, &packet.Addr{HardwareAddr: ipv6MulticastMAC(snm)}); err != nil {
 		return nil, fmt.Errorf("send neighbour solicitation for %s on %s: %w", vip, iface, err)
 	}
-	deadline := time.Now().Add(window)
-	if err := c.SetReadDeadline(deadline); err != nil {
-		return nil, fmt.Errorf("IPv6 packet socket on %s: %w", iface, err)
-	}
-	buf := make([]byte, 65536)
-	for time.Now().Before(deadline) {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("read IPv6 on %s: %w", iface, err)
-		}
-		if mac := ndpClaimant(buf[:n], ifi.HardwareAddr, vip); mac != nil {
-			return mac, nil
-		}
-	}
-	return nil, nil
+	return awaitClaimant(c, iface, window, func(b []byte) net.HardwareAddr { return ndpClaimant(b, ifi.HardwareAddr, vip) })
 }
 
 // linkLocalOf returns the interface's first link-local IPv6 address, even a

