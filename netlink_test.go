@@ -117,11 +117,18 @@ func TestNetlinkAddressesIdempotent(t *testing.T) {
 // TestRoutesSrcRewriteAndRelease: the takeover sets src = VIP, the release
 // puts the own address back before the VIP goes, and the route survives.
 func TestRoutesSrcRewriteAndRelease(t *testing.T) {
-	v := nlTestBox(t)
+	nlRoutesRoundTrip(t, nlTestBox(t), nil)
+}
+
+// nlRoutesRoundTrip takes v's subnet through a takeover and a release:
+// routes refuse a src that is not on the box yet, start and stop are
+// idempotent, src is the VIP while active and the own address after, and
+// the route survives. during runs while active, for family-specific checks.
+func nlRoutesRoundTrip(t *testing.T, v vipSpec, during func()) {
+	t.Helper()
 	var a netlinkAddresses
 	r := newRoutesResource([]vipSpec{v})
 	ctx := context.Background()
-
 	if err := r.Start(ctx); err == nil {
 		t.Fatal("routes start without the VIP on the box: want an error (src must be a local address)")
 	}
@@ -133,11 +140,14 @@ func TestRoutesSrcRewriteAndRelease(t *testing.T) {
 			t.Fatalf("start #%d: %v", i+1, err)
 		}
 	}
-	if got := nlRouteSrc(t, v); got != "192.0.2.100" {
+	if got := nlRouteSrc(t, v); got != v.Addr.String() {
 		t.Fatalf("after start: src %s, want the VIP", got)
 	}
 	if err := r.Check(ctx); err != nil {
 		t.Fatalf("check after start: %v", err)
+	}
+	if during != nil {
+		during()
 	}
 	for i := 0; i < 2; i++ {
 		if err := r.Stop(ctx); err != nil {
@@ -147,7 +157,7 @@ func TestRoutesSrcRewriteAndRelease(t *testing.T) {
 	if err := a.Deconfigure(v); err != nil {
 		t.Fatal(err)
 	}
-	if got := nlRouteSrc(t, v); got != "192.0.2.11" {
+	if got := nlRouteSrc(t, v); got != v.Own.Addr().String() {
 		t.Fatalf("after release: connected route src %s, want the own address", got)
 	}
 	if err := r.Check(ctx); err == nil {
@@ -278,10 +288,6 @@ func TestNetlinkAddressesIdempotentV6(t *testing.T) {
 // IPv4 route of the same interface is left alone.
 func TestRoutesSrcRewriteAndReleaseV6(t *testing.T) {
 	v := nlTestBox6(t)
-	var a netlinkAddresses
-	r := newRoutesResource([]vipSpec{v})
-	ctx := context.Background()
-
 	rt, err := connectedRoute(v)
 	if err != nil || rt == nil {
 		t.Fatalf("connected route of %s: %v, %v", v.Own.Masked(), rt, err)
@@ -289,44 +295,15 @@ func TestRoutesSrcRewriteAndReleaseV6(t *testing.T) {
 	if rt.Priority != ipv6PrefixRouteMetric || rt.Scope != netlink.SCOPE_UNIVERSE || rt.Src != nil {
 		t.Fatalf("kernel's route: metric %d scope %d src %v, want 256, universe, none", rt.Priority, rt.Scope, rt.Src)
 	}
-	if err := r.Start(ctx); err == nil {
-		t.Fatal("routes start without the VIP on the box: want an error (src must be a local address)")
-	}
-	if err := a.Configure(v); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 2; i++ {
-		if err := r.Start(ctx); err != nil {
-			t.Fatalf("start #%d: %v", i+1, err)
+	nlRoutesRoundTrip(t, v, func() {
+		if rt, _ := connectedRoute(v); rt.Priority != ipv6PrefixRouteMetric || rt.Protocol != unix.RTPROT_KERNEL {
+			t.Fatalf("after start: metric %d protocol %d, want the kernel's route changed in place", rt.Priority, rt.Protocol)
 		}
-	}
-	if got := nlRouteSrc(t, v); got != "2001:db8::100" {
-		t.Fatalf("after start: src %s, want the VIP", got)
-	}
-	if rt, _ := connectedRoute(v); rt.Priority != ipv6PrefixRouteMetric || rt.Protocol != unix.RTPROT_KERNEL {
-		t.Fatalf("after start: metric %d protocol %d, want the kernel's route changed in place", rt.Priority, rt.Protocol)
-	}
-	if err := r.Check(ctx); err != nil {
-		t.Fatalf("check after start: %v", err)
-	}
-	v4 := vipSpec{Addr: netip.MustParseAddr("192.0.2.100"), Prefix: netip.MustParsePrefix("192.0.2.100/24"), Iface: v.Iface, Own: netip.MustParsePrefix("192.0.2.11/24")}
-	if got := nlRouteSrc(t, v4); got != "192.0.2.11" {
-		t.Fatalf("IPv4 connected route src %s, want it untouched", got)
-	}
-	for i := 0; i < 2; i++ {
-		if err := r.Stop(ctx); err != nil {
-			t.Fatalf("stop #%d: %v", i+1, err)
+		v4 := vipSpec{Addr: netip.MustParseAddr("192.0.2.100"), Prefix: netip.MustParsePrefix("192.0.2.100/24"), Iface: v.Iface, Own: netip.MustParsePrefix("192.0.2.11/24")}
+		if got := nlRouteSrc(t, v4); got != "192.0.2.11" {
+			t.Fatalf("IPv4 connected route src %s, want it untouched", got)
 		}
-	}
-	if err := a.Deconfigure(v); err != nil {
-		t.Fatal(err)
-	}
-	if got := nlRouteSrc(t, v); got != "2001:db8::11" {
-		t.Fatalf("after release: connected route src %s, want the own address", got)
-	}
-	if err := r.Check(ctx); err == nil {
-		t.Fatal("check after release: want an error (src is not the VIP)")
-	}
+	})
 }
 
 // TestIPv6PrefsrcDeleted: unlike IPv4, deleting an IPv6 address that is a
