@@ -16,16 +16,8 @@ import (
 	"time"
 )
 
-// ckHost is the box of the check tests: a LAN on eth0, a WAN on eth1.
-type ckHost map[string][]netip.Prefix
-
-func (h ckHost) InterfaceAddrs() (map[string][]netip.Prefix, error) {
-	out := make(map[string][]netip.Prefix, len(h))
-	for k, v := range h {
-		out[k] = append([]netip.Prefix(nil), v...)
-	}
-	return out, nil
-}
+// ckHost is the box of the check tests: the config tests' fake host.
+type ckHost = ftFakeHost
 
 func ckBox() ckHost {
 	return ckHost{
