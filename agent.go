@@ -23,6 +23,9 @@ type agent struct {
 	network    int
 	announce   *announcer
 	findHolder func(v vipSpec) (net.HardwareAddr, error)
+	// watchAskers listens for another box's holder check, for a switchover
+	// without the peer channel (handover.go); nil: plain release.
+	watchAskers func(v vipSpec) (vipAskers, error)
 	// resourceTimeout bounds one start or stop of a resource.
 	resourceTimeout func(r resource) time.Duration
 	// ev hears about everything the agent does (metrics, hooks, systemd).
@@ -36,8 +39,10 @@ type agent struct {
 	// failback: when this primary became a healthy passive, and when it
 	// may next ask for the service back.
 	healthySince, nextFailback time.Time
-	// refusals hears ICMP port unreachable from the probe target; nil: off.
-	refusals *refusalWatch
+	// probes is the non-blocking UDP probe (tickProbe): when set, it is
+	// used instead of probe, and its results are collected on the loop's
+	// own goroutine at each tick and before each decision.
+	probes tickProber
 	// fence runs FLIP_FENCE_CMD; nil when none is set.
 	fence func(ctx context.Context, c conflictReport) error
 
@@ -197,16 +202,15 @@ func (a *agent) run(ctx context.Context) error {
 	if a.peer != nil {
 		go a.peer.run(ctx, peerMsgs)
 	}
-	refused := make(chan time.Time, 64)
-	if a.refusals != nil {
-		go a.refusals.run(ctx, refused)
-	}
 	if a.watchBox != nil {
 		go a.watchBox(ctx, changes)
 	}
 	send := func() {
-		if a.refusals != nil {
-			a.refusals.ping()
+		if a.probes != nil {
+			now := time.Now()
+			a.collectProbes(now)
+			a.probes.send(now)
+			return
 		}
 		go func() {
 			r := a.probe(ctx)
@@ -216,7 +220,7 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		}()
 	}
-	ticker := time.NewTicker(a.cfg.ProbeInterval)
+	ticker := newFDTicker(a.cfg.ProbeInterval)
 	defer ticker.Stop()
 	conflictTick := time.NewTicker(a.cfg.ConflictInterval)
 	defer conflictTick.Stop()
@@ -232,17 +236,13 @@ func (a *agent) run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			send()
-			continue
-		case r := <-results:
-			a.m.observe(r)
-			if r.Refused {
-				a.m.observeRefused(r.Sent)
+			if a.probes == nil {
+				continue // the probe's goroutine reports on results
 			}
-			a.ev.Probed(r)
+		case r := <-results:
+			a.observe(r)
 		case t := <-ties:
 			a.m.observeTiebreaker(t)
-		case t := <-refused:
-			a.m.observeRefused(t)
 		case c := <-changes:
 			a.onChange(ctx, c, conflicts)
 		case <-conflictTick.C:
@@ -271,6 +271,7 @@ func (a *agent) run(ctx context.Context) error {
 // step asks the machine what to do now and does it. It returns when to ask
 // again if nothing else happens first.
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
+	a.collectProbes(time.Now())
 	d := a.m.decide(time.Now())
 	switch d.Verdict {
 	case verdictRelease:
@@ -291,4 +292,30 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		return d.Next
 	}
 	return a.m.decide(time.Now()).Next
+}
+
+// tickProber is a probe that never blocks (tickProbe): send starts one,
+// collect returns those that finished since the last call.
+type tickProber interface {
+	send(now time.Time)
+	collect(now time.Time) []probeResult
+}
+
+// collectProbes feeds the tick probe's finished probes to the machine.
+func (a *agent) collectProbes(now time.Time) {
+	if a.probes == nil {
+		return
+	}
+	for _, r := range a.probes.collect(now) {
+		a.observe(r)
+	}
+}
+
+// observe feeds one probe result to the machine and the observers.
+func (a *agent) observe(r probeResult) {
+	a.m.observe(r)
+	if r.Refused {
+		a.m.observeRefused(r.Sent)
+	}
+	a.ev.Probed(r)
 }

@@ -26,6 +26,7 @@ type envSpec struct {
 	ProbeInterval  time.Duration `envconfig:"FLIP_PROBE_INTERVAL" default:"100ms"`
 	DeadAfter      time.Duration `envconfig:"FLIP_DEAD_AFTER" default:"1s"`
 	RefusedAfter   time.Duration `envconfig:"FLIP_REFUSED_AFTER" default:"300ms"`
+	HandoverWait   time.Duration `envconfig:"FLIP_HANDOVER_WAIT" default:"1s"`
 	ProbeTransport string        `envconfig:"FLIP_PROBE_TRANSPORT" default:"udp"`
 	InitDead       time.Duration `envconfig:"FLIP_INIT_DEAD" default:"30s"`
 	StartTimeout   time.Duration `envconfig:"FLIP_START_TIMEOUT" default:"60s"`
@@ -78,6 +79,7 @@ type config struct {
 	ProbeInterval  time.Duration
 	DeadAfter      time.Duration
 	RefusedAfter   time.Duration // port refused this long = down; 0 off
+	HandoverWait   time.Duration // switchover without peer: longest wait for the other box's holder check; 0 off
 	ProbeTransport string        // udp or tcp
 	InitDead       time.Duration
 	StartTimeout   time.Duration
@@ -182,6 +184,7 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		ProbeInterval:       spec.ProbeInterval,
 		DeadAfter:           spec.DeadAfter,
 		RefusedAfter:        spec.RefusedAfter,
+		HandoverWait:        spec.HandoverWait,
 		ProbeTransport:      strings.ToLower(strings.TrimSpace(spec.ProbeTransport)),
 		InitDead:            spec.InitDead,
 		StartTimeout:        spec.StartTimeout,
@@ -378,6 +381,9 @@ func (c *config) checkTimings() error {
 	}
 	if c.RefusedAfter < 0 || (c.RefusedAfter > 0 && c.RefusedAfter < c.ProbeInterval*refusedMin) {
 		return badVar("FLIP_REFUSED_AFTER", "(%s) must be 0 (off) or at least %d × FLIP_PROBE_INTERVAL (%s): one stray ICMP error is not evidence", c.RefusedAfter, refusedMin, c.ProbeInterval*refusedMin)
+	}
+	if c.HandoverWait < 0 || (c.HandoverWait > 0 && c.RefusedAfter > 0 && c.HandoverWait <= c.RefusedAfter+c.ProbeInterval) {
+		return badVar("FLIP_HANDOVER_WAIT", "(%s) must be 0 (off) or above FLIP_REFUSED_AFTER + FLIP_PROBE_INTERVAL (%s): the other box needs that long to see the closed port and ask for the VIP", c.HandoverWait, c.RefusedAfter+c.ProbeInterval)
 	}
 	if c.GARPCount < 1 {
 		return badVar("FLIP_GARP_COUNT", "must be at least 1 (got %d): a moved address must be announced", c.GARPCount)

@@ -151,7 +151,11 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		if a.m.role != roleActive {
 			return ctlResponse{Error: "this box is passive: nothing to release; run it on the active box"}
 		}
-		a.release(ctx, causeOperator, "operator: flip "+req.Cmd)
+		if req.Cmd == "switchover" && a.peer == nil {
+			a.handOver(ctx, causeOperator, "operator: flip switchover")
+		} else {
+			a.release(ctx, causeOperator, "operator: flip "+req.Cmd)
+		}
 		a.m.holdDownEnd = time.Now().Add(a.operatorHoldDown())
 		a.tellPeerReleased()
 		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}

@@ -253,9 +253,9 @@ func TestProberFamilyMismatch(t *testing.T) {
 	}
 }
 
-// TestRefusalWatchIPv6: ICMPv6 port unreachable comes back on the
-// connected socket as ECONNREFUSED, as ICMP does for IPv4.
-func TestRefusalWatchIPv6(t *testing.T) {
+// TestTickProbeRefusedIPv6: ICMPv6 port unreachable finishes the probe
+// as refused through IPV6_RECVERR, as ICMP does for IPv4.
+func TestTickProbeRefusedIPv6(t *testing.T) {
 	ftLoopback6(t)
 	free, err := net.ListenPacket("udp6", "[::1]:0")
 	if err != nil {
@@ -263,24 +263,13 @@ func TestRefusalWatchIPv6(t *testing.T) {
 	}
 	target := free.LocalAddr().String()
 	free.Close()
-	w, err := newRefusalWatch(netip.MustParseAddr("::1"), target)
+	p, err := newTickProbe(netip.MustParseAddr("::1"), target, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	out := make(chan time.Time, 8)
-	go w.run(ctx, out)
-	tick := time.NewTicker(20 * time.Millisecond) // the agent's probe tick
-	defer tick.Stop()
-	for {
-		select {
-		case <-out:
-			return
-		case <-tick.C:
-			w.ping()
-		case <-ctx.Done():
-			t.Fatalf("no refusal reported for the closed port %s", target)
-		}
+	defer p.Close()
+	r := ftTickRound(t, p, time.Second)
+	if !r.Refused || r.Answered {
+		t.Fatalf("probe to the closed port %s: %+v; want refused", target, r)
 	}
 }

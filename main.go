@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +71,7 @@ func runAgent(stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg.LogFormat, cfg.Name, stderr)
+	oneThread()
 	// Before flip runs any command: it takes NOTIFY_SOCKET out of the
 	// environment that hooks and services inherit.
 	sd := newSystemdEvents(log)
@@ -87,12 +89,28 @@ func runAgent(stderr io.Writer) int {
 			}
 		}
 	}
-	p, err := newProberTransport(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter, cfg.ProbeTransport)
-	if err != nil {
-		log.Error("cannot start the SIP probe", "err", err)
-		return 1
+	var probe func(ctx context.Context) probeResult
+	var probes tickProber
+	if cfg.ProbeTransport == "udp" {
+		// The light path: no goroutine, no blocking read, refusals seen
+		// through IP_RECVERR (probe_tick.go).
+		tp, err := newTickProbe(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter)
+		if err != nil {
+			log.Error("cannot start the SIP probe", "err", err)
+			return 1
+		}
+		defer tp.Close()
+		probes = tp
+	} else {
+		// sipgo's client; it sees a refused connection as a reset.
+		p, err := newProberTransport(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter, cfg.ProbeTransport)
+		if err != nil {
+			log.Error("cannot start the SIP probe", "err", err)
+			return 1
+		}
+		defer p.Close()
+		probe = p.probe
 	}
-	defer p.Close()
 
 	tracker := newStateTracker(cfg)
 	notifier := newNotifier(cfg.NotifyCmd, cfg.NotifyTimeout, log)
@@ -101,7 +119,8 @@ func runAgent(stderr io.Writer) int {
 	ag := &agent{
 		cfg:       cfg,
 		log:       log,
-		probe:     p.probe,
+		probe:     probe,
+		probes:    probes,
 		addrs:     addrs,
 		resources: resources,
 		network:   network,
@@ -114,9 +133,10 @@ func runAgent(stderr io.Writer) int {
 		findHolder: func(v vipSpec) (net.HardwareAddr, error) {
 			return findVIPHolder(v, cfg.ARPCheckWindow)
 		},
-		ev:      multiEvents{tracker},
-		tracker: tracker,
-		ctl:     make(chan ctlCall),
+		watchAskers: func(v vipSpec) (vipAskers, error) { return watchVIPAskers(v) },
+		ev:          multiEvents{tracker},
+		tracker:     tracker,
+		ctl:         make(chan ctlCall),
 		resourceTimeout: func(r resource) time.Duration {
 			if fb, ok := r.(*foneBridge); ok {
 				// fonulator has its own per-run timeout and retries.
@@ -129,15 +149,6 @@ func runAgent(stderr io.Writer) int {
 	ag.journal = &journal{path: cfg.StateFile}
 	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
-	if cfg.RefusedAfter > 0 && cfg.ProbeTransport == "udp" {
-		// Over TCP the probe itself sees the refusal.
-		rw, err := newRefusalWatch(cfg.Source, cfg.ProbeTarget)
-		if err != nil {
-			log.Error("cannot watch for refusals", "err", err)
-			return 1
-		}
-		ag.refusals = rw
-	}
 	if cfg.Peer.IsValid() {
 		p, err := newPeer(cfg.Source, cfg.Peer, cfg.PeerPort, cfg.PeerKey, cfg.Name, log)
 		if err != nil {
@@ -221,4 +232,17 @@ func newLogger(format, box string, w io.Writer) *slog.Logger {
 		h = slog.NewTextHandler(w, nil)
 	}
 	return slog.New(h).With("box", box)
+}
+
+// oneThread runs the agent's goroutines on one OS thread at a time unless
+// the operator set GOMAXPROCS. Everything that decides runs on one loop
+// anyway; with more than one P, each hand-over between goroutines (a tick,
+// a netlink message) wakes an idle thread that spins and sleeps again. On
+// the benchmark VM that was a third of flip's idle CPU (BENCHMARKS.md).
+// Blocking system calls (a resource command, a socket read) still get
+// threads of their own.
+func oneThread() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 }

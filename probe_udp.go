@@ -68,21 +68,26 @@ func newUDPProbe(source netip.Addr, target, uriHost string, port int, timeout ti
 	return p, nil
 }
 
-// request builds one OPTIONS with a fresh Call-ID, branch, tag and CSeq:
-// ldirectord's reused Call-ID made Asterisk answer old dialogs on the wrong
-// port.
+// request builds one OPTIONS for this probe's socket.
 func (p *udpProbe) request() (callID string, b []byte) {
+	return optionsRequest(p.ruri, p.via, p.from)
+}
+
+// optionsRequest builds one OPTIONS with a fresh Call-ID, branch, tag and
+// CSeq: ldirectord's reused Call-ID made Asterisk answer old dialogs on the
+// wrong port.
+func optionsRequest(ruri, via, from string) (callID string, b []byte) {
 	r := make([]byte, 24)
 	_, _ = rand.Read(r)
 	callID = hex.EncodeToString(r[:12]) + "@flip"
 	branch := "z9hG4bK" + hex.EncodeToString(r[12:20])
 	tag := hex.EncodeToString(r[20:24])
 	cseq := binary.BigEndian.Uint16(r[0:2]) & 0x7fff
-	msg := "OPTIONS " + p.ruri + " SIP/2.0\r\n" +
-		"Via: " + p.via + ";branch=" + branch + ";rport\r\n" +
+	msg := "OPTIONS " + ruri + " SIP/2.0\r\n" +
+		"Via: " + via + ";branch=" + branch + ";rport\r\n" +
 		"Max-Forwards: 70\r\n" +
-		"From: <" + p.from + ">;tag=" + tag + "\r\n" +
-		"To: <" + p.ruri + ">\r\n" +
+		"From: <" + from + ">;tag=" + tag + "\r\n" +
+		"To: <" + ruri + ">\r\n" +
 		"Call-ID: " + callID + "\r\n" +
 		"CSeq: " + strconv.Itoa(int(cseq)+1) + " OPTIONS\r\n" +
 		"User-Agent: flip\r\n" +

@@ -36,11 +36,11 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 		}
 		return true, holder
 	}
+	a.collectProbes(time.Now())
 	for {
 		select {
 		case r := <-results:
-			a.m.observe(r)
-			a.ev.Probed(r)
+			a.observe(r)
 		default:
 			return a.m.decide(time.Now()).Verdict != verdictTakeover, holder
 		}
@@ -127,13 +127,18 @@ func (a *agent) stopAll(ctx context.Context, last int) {
 	if last >= a.network-1 {
 		a.announce.Stop()
 	}
-	for i := last; i >= 0; i-- {
+	a.stopRange(ctx, last, 0)
+	a.record(journalEntry{Op: opPassive})
+}
+
+// stopRange stops resources[last] down to resources[first].
+func (a *agent) stopRange(ctx context.Context, last, first int) {
+	for i := last; i >= first; i-- {
 		if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
 			a.log.Error("stop failed; continuing the release", "resource", a.resources[i].Name(), "err", err)
 		}
 		a.crash.after("stop:" + a.resources[i].Name())
 	}
-	a.record(journalEntry{Op: opPassive})
 }
 
 // record writes the journal; a failure is logged and the work goes on: a

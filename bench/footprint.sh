@@ -11,6 +11,8 @@
 #   DURATION   seconds of CPU measurement per agent (default 60)
 #   WARMUP     seconds after the pair serves before measuring (default 10)
 #   AGENTS     any of: flip flip-tuned ka-v2 ka-v3 (default all four)
+#   FLIP_ENV   extra VAR=VALUE settings for the flip agents, blank separated
+#              (experiments, e.g. FLIP_ENV="FLIP_CONFLICT_INTERVAL=5s")
 #   RESULTS    directory for the results (default bench/results/footprint-DATE)
 #
 # For each agent and box: VmRSS and VmHWM from /proc/PID/status at the end;
@@ -29,6 +31,7 @@ source "$BENCH_ROOT/bench/lib.sh"
 DURATION=${DURATION:-60}
 WARMUP=${WARMUP:-10}
 AGENTS=${AGENTS:-flip flip-tuned ka-v2 ka-v3}
+FLIP_ENV=${FLIP_ENV:-}
 RESULTS=${RESULTS:-$BENCH_ROOT/bench/results/footprint-$(date +%Y%m%d-%H%M%S)}
 case $DURATION in '' | *[!0-9]* | 0) bench_die "DURATION must be a positive number of seconds" ;; esac
 case $WARMUP in '' | *[!0-9]*) bench_die "WARMUP must be a number of seconds" ;; esac
@@ -82,6 +85,9 @@ start_pair() {
 	flip | flip-tuned)
 		local env=()
 		[ "$agent" = flip-tuned ] && env=(FLIP_PROBE_INTERVAL=20ms FLIP_DEAD_AFTER=200ms)
+		local extra=()
+		read -ra extra <<<"$FLIP_ENV"
+		env+=("${extra[@]}")
 		lab_redfone a
 		lab_redfone b
 		lab_standin a
@@ -171,7 +177,7 @@ ka_pkg_kb=$(dpkg-query -W -f='${Installed-Size}' keepalived 2>/dev/null)
 {
 	echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
 	echo "flip: $BENCH_FLIP_VERSION, $(go version | awk '{print $3}'); keepalived: $(keepalived --version 2>&1 | head -n1)"
-	echo "settings: WARMUP=${WARMUP}s DURATION=${DURATION}s, CLK_TCK=$CLK_TCK (CPU resolution $((1000 / CLK_TCK)) ms); $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "settings: WARMUP=${WARMUP}s DURATION=${DURATION}s${FLIP_ENV:+ FLIP_ENV='$FLIP_ENV'}, CLK_TCK=$CLK_TCK (CPU resolution $((1000 / CLK_TCK)) ms); $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo
 	echo "Memory and CPU in steady state (hot standby, box a active, box b passive);"
 	echo "RSS start = VmRSS when the measurement began (after the warm-up), the rest at its end:"

@@ -14,8 +14,10 @@ test_control_status() {
 	expect "release on a passive box is refused (exit 1)" bash -c "! ip netns exec $(lab_ns b) $LAB_BIN/flip release --socket $LAB_DIR/b/flip.sock"
 }
 
-# flip switchover on the active box: release in order, the other takes
-# over, the outage is measured and printed.
+# flip switchover on the active box, without the peer channel: a stops
+# Asterisk but keeps the VIP; b sees the closed port, asks who holds the
+# VIP, waits while a does; a lets go when b asks; b takes over. The outage
+# is measured and printed.
 test_control_switchover() {
 	hot_pair
 	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
@@ -24,6 +26,10 @@ test_control_switchover() {
 	expect "switchover exits 0" test "$rc" = 0
 	expect "timeline printed" grep -q 'active -> passive (operator)' "$LAB_DIR/a/switchover.txt"
 	expect "outage measured" grep -q '^outage: [0-9.]* ms' "$LAB_DIR/a/switchover.txt"
+	expect "a kept the VIP with Asterisk stopped" log_has a 'services stopped; keeping the VIP until the other box asks'
+	expect "b decided on the closed port" log_has b "taking over.*service's port closed"
+	expect "b waited while a still held the VIP" log_has b 'another box still holds the VIP; waiting'
+	expect "a let go when b asked" log_has a "the other box asked who holds the VIP; releasing it.*asker=$(lab_mac b)"
 	expect "b holds, a does not" only_holder b
 	expect "a does not take it back (4 s)" never_holds a 4
 	expect "SIP answers through b" sip_ok
