@@ -17,9 +17,11 @@ import (
 )
 
 // udpProbe sends SIP OPTIONS over one unconnected UDP socket and matches
-// answers to probes by Call-ID. A full sipgo client transaction per probe
-// cost about 0.75 ms of CPU (0.75 % of a core at 10 probes a second); this
-// path keeps what the probe needs — a fresh request each time, sipgo's
+// answers to probes by Call-ID, for the commands that probe and wait for the
+// answer (`flip check`, the switchover's outage measurement); the agent's
+// own loop uses tickProbe, which never blocks. A full sipgo client
+// transaction per probe cost about 0.75 ms of CPU; this path keeps what the
+// probe needs — a fresh request each time, sipgo's
 // parser for the answer, the RFC 3261 retransmission at T1 — and nothing
 // else. The socket is unconnected on purpose: the active box probes its own
 // VIP over loopback, and a wildcard-bound Asterisk answers that from the
