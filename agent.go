@@ -192,12 +192,8 @@ func (a *agent) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make(chan probeResult, 256)
-	ties := make(chan time.Time, 64)
 	changes := make(chan boxChange, 64)
 	conflicts := make(chan conflictReport, 1)
-	if a.tiebreak != nil {
-		go a.tiebreak.run(ctx, a.cfg.ProbeInterval, ties)
-	}
 	peerMsgs := make(chan peerMsg, 8)
 	if a.peer != nil {
 		go a.peer.run(ctx, peerMsgs)
@@ -206,8 +202,12 @@ func (a *agent) run(ctx context.Context) error {
 		go a.watchBox(ctx, changes)
 	}
 	send := func() {
+		now := time.Now()
+		if a.tiebreak != nil {
+			a.collectTiebreaker()
+			a.tiebreak.ping(now)
+		}
 		if a.probes != nil {
-			now := time.Now()
 			a.collectProbes(now)
 			a.probes.send(now)
 			return
@@ -236,13 +236,11 @@ func (a *agent) run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			send()
-			if a.probes == nil {
+			if a.probes == nil && a.tiebreak == nil {
 				continue // the probe's goroutine reports on results
 			}
 		case r := <-results:
 			a.observe(r)
-		case t := <-ties:
-			a.m.observeTiebreaker(t)
 		case c := <-changes:
 			a.onChange(ctx, c, conflicts)
 		case <-conflictTick.C:
@@ -272,6 +270,7 @@ func (a *agent) run(ctx context.Context) error {
 // again if nothing else happens first.
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
 	a.collectProbes(time.Now())
+	a.collectTiebreaker()
 	d := a.m.decide(time.Now())
 	switch d.Verdict {
 	case verdictRelease:
@@ -308,6 +307,16 @@ func (a *agent) collectProbes(now time.Time) {
 	}
 	for _, r := range a.probes.collect(now) {
 		a.observe(r)
+	}
+}
+
+// collectTiebreaker feeds the answered tiebreaker echoes to the machine.
+func (a *agent) collectTiebreaker() {
+	if a.tiebreak == nil {
+		return
+	}
+	for _, sent := range a.tiebreak.collect() {
+		a.m.observeTiebreaker(sent)
 	}
 }
 

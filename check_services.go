@@ -213,14 +213,14 @@ func pingTiebreakers(cfg *config) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.DeadAfter)
-	defer cancel()
-	answers := make(chan time.Time, 16)
-	go tb.run(ctx, cfg.ProbeInterval, answers)
-	select {
-	case sent := <-answers:
-		return time.Since(sent), nil
-	case <-ctx.Done():
-		return 0, fmt.Errorf("no answer within FLIP_DEAD_AFTER (%s)", cfg.DeadAfter)
+	defer tb.Close()
+	start := time.Now()
+	for time.Since(start) < cfg.DeadAfter { // bounded by FLIP_DEAD_AFTER
+		tb.ping(time.Now())
+		time.Sleep(min(cfg.ProbeInterval, cfg.DeadAfter-time.Since(start)))
+		if sent := tb.collect(); len(sent) > 0 {
+			return time.Since(sent[0]), nil
+		}
 	}
+	return 0, fmt.Errorf("no answer within FLIP_DEAD_AFTER (%s)", cfg.DeadAfter)
 }

@@ -224,13 +224,10 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	for _, f := range strings.FieldsFunc(spec.Tiebreaker, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 		a, err := netip.ParseAddr(f)
-		if err == nil && a.Is6() && !a.Is4In6() {
-			return nil, badVar("FLIP_TIEBREAKER", "%q is an IPv6 address; the tiebreaker pings over IPv4 only (ICMP echo): list IPv4 addresses this box must reach, e.g. the gateway's, FLIP_TIEBREAKER=192.0.2.1", f)
+		if err != nil || a.Zone() != "" {
+			return nil, badVar("FLIP_TIEBREAKER", "%q is not an IP address; list addresses this box must reach to take over, e.g. the gateway: FLIP_TIEBREAKER=192.0.2.1", f)
 		}
-		if err != nil || !a.Is4() {
-			return nil, badVar("FLIP_TIEBREAKER", "%q is not an IPv4 address; list addresses this box must reach to take over, e.g. the gateway: FLIP_TIEBREAKER=192.0.2.1", f)
-		}
-		c.Tiebreakers = append(c.Tiebreakers, a)
+		c.Tiebreakers = append(c.Tiebreakers, a.Unmap())
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
@@ -269,8 +266,10 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	if err := c.resolveAddresses(spec, addrs); err != nil {
 		return nil, err
 	}
-	if len(c.Tiebreakers) > 0 && !c.Source.Is4() {
-		return nil, badVar("FLIP_TIEBREAKER", "the tiebreaker pings over IPv4 from this box's own address, but the source is %s (IPv6: the first VIP of FLIP_RESOURCES is IPv6, or FLIP_SOURCE is); list an IPv4 VIP first or set FLIP_SOURCE to this box's IPv4 address, or leave FLIP_TIEBREAKER empty", c.Source)
+	for _, t := range c.Tiebreakers {
+		if t.Is4() != c.Source.Is4() {
+			return nil, badVar("FLIP_TIEBREAKER", "%s is IPv%d but the pings leave from this box's own address %s (IPv%d: FLIP_SOURCE, or the first VIP's interface); list tiebreakers of the source's IP version, or set FLIP_SOURCE", t, ipVersion(t), c.Source, ipVersion(c.Source))
+		}
 	}
 	if err := c.checkPeer(spec, addrs); err != nil {
 		return nil, err

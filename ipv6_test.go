@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,14 +133,27 @@ func TestLoadConfigDualStack(t *testing.T) {
 		ftWantConfigError(t, host, "FLIP_SOURCE", "VIP")
 	})
 	for _, tt := range []struct{ name, resources, tiebreaker, want string }{
-		{"an IPv6 tiebreaker", "192.0.2.100/24 asterisk", "2001:db8::1", "IPv4 only"},
-		{"an IPv4 tiebreaker with an IPv6 source", "2001:db8::100/64 asterisk", "192.0.2.1", "IPv6"},
+		{"an IPv6 tiebreaker with an IPv4 source", "192.0.2.100/24 asterisk", "2001:db8::1", "IPv6 but the pings leave from this box's own address 192.0.2.11 (IPv4"},
+		{"an IPv4 tiebreaker with an IPv6 source", "2001:db8::100/64 asterisk", "192.0.2.1", "IPv4 but the pings leave from this box's own address 2001:db8::11 (IPv6"},
+		{"one of two of the wrong version", "2001:db8::100/64 asterisk", "2001:db8::1,192.0.2.1", "192.0.2.1 is IPv4"},
+		{"not an address", "2001:db8::100/64 asterisk", "gateway", "not an IP address"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ftSetEnv(t, map[string]string{"FLIP_RESOURCES": tt.resources, "FLIP_TIEBREAKER": tt.tiebreaker})
 			ftWantConfigError(t, ftHost6(), "FLIP_TIEBREAKER", tt.want)
 		})
 	}
+	t.Run("IPv6 tiebreakers with an IPv6 source", func(t *testing.T) {
+		ftSetEnv(t, map[string]string{"FLIP_RESOURCES": "2001:db8::100/64 asterisk", "FLIP_TIEBREAKER": "2001:db8::1, 2001:db8::2"})
+		cfg, err := loadConfig(ftHost6())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")}
+		if !slices.Equal(cfg.Tiebreakers, want) {
+			t.Errorf("tiebreakers %v, want %v", cfg.Tiebreakers, want)
+		}
+	})
 }
 
 func ftWantConfigError(t *testing.T, host ftFakeHost, name, msg string) {

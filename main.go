@@ -163,6 +163,7 @@ func runAgent(stderr io.Writer) int {
 			log.Error("cannot start the tiebreaker", "err", err)
 			return 1
 		}
+		defer tb.Close()
 		ag.tiebreak = tb
 	}
 	if cfg.FenceCmd != "" {

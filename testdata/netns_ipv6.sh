@@ -2,11 +2,20 @@
 # provides the lab, expect, fail and the helpers). Each test gives the lab
 # its IPv6 addresses first (lab_ipv6); the other tests never see them.
 
-IPV6_TESTS="ipv6_dual_stack_failover ipv6_probes_over_ipv6"
+IPV6_TESTS="ipv6_dual_stack_failover ipv6_probes_over_ipv6 ipv6_tiebreaker"
 
 holds_both() { lab_holds "$1" && lab_holds6 "$1"; }
 neigh6_is() { [ "$(lab_client_neigh6)" = "$(lab_mac "$1")" ]; }
 serving6() { lab_holds6 "$1" && lab_sipp6; }
+# never_holds6 BOX SECONDS: BOX never holds the IPv6 VIP for that long.
+never_holds6() {
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		lab_holds6 "$1" && return 1
+		sleep 0.1
+	done
+	return 0
+}
 # json_field FILE NAME: a string field of flip watch's JSON summary.
 json_field() { sed -n "s/^ *\"$2\": *\"\\([^\"]*\\)\".*/\\1/p" "$1"; }
 # watch6_from_vip: flip watch in the client over IPv6; its connected socket
@@ -124,4 +133,27 @@ never_holds6() {
 		sleep 0.1
 	done
 	return 0
+}
+
+# An IPv6-only pair with an IPv6 tiebreaker (the client stands in for the
+# gateway; ICMPv6 echo from the boxes' own addresses): a passive box cut off
+# from everything does not take over; the active box, cut off, releases and
+# the other takes over.
+test_ipv6_tiebreaker() {
+	LAB_RESOURCES="$LAB_VIP6/64 routes fonebridge asterisk"
+	lab_ipv6 || fail "IPv6 addresses"
+	lab_standin a
+	lab_standin b
+	lab_flip a FLIP_TIEBREAKER="${LAB_ADDR6[c]}"
+	lab_flip b FLIP_TIEBREAKER="${LAB_ADDR6[c]}"
+	expect "a serves over IPv6" lab_wait 15 serving6 a
+	nft_isolate b
+	expect "isolated passive box never takes the IPv6 VIP (4 s)" never_holds6 b 4
+	expect "a still serves" serving6 a
+	lab_exec b nft delete table netdev flipcut
+	sleep 2 # b hears the tiebreaker and a's Asterisk again
+	nft_isolate a
+	expect "isolated active box releases" lab_wait 4 log_has a 'cause=isolated\|this box is cut off'
+	expect "b takes over" lab_wait 4 lab_holds6 b
+	expect "SIP answers over IPv6 through b" lab_wait 5 lab_sipp6
 }
