@@ -2,7 +2,7 @@
 # provides the lab, expect, fail and the helpers). Each test gives the lab
 # its IPv6 addresses first (lab_ipv6); the other tests never see them.
 
-IPV6_TESTS="ipv6_dual_stack_failover ipv6_probes_over_ipv6 ipv6_tiebreaker"
+IPV6_TESTS="ipv6_dual_stack_failover ipv6_probes_over_ipv6 ipv6_tiebreaker ipv6_switchover ipv6_switchover_with_peer"
 
 holds_both() { lab_holds "$1" && lab_holds6 "$1"; }
 neigh6_is() { [ "$(lab_client_neigh6)" = "$(lab_mac "$1")" ]; }
@@ -155,5 +155,49 @@ test_ipv6_tiebreaker() {
 	nft_isolate a
 	expect "isolated active box releases" lab_wait 4 log_has a 'cause=isolated\|this box is cut off'
 	expect "b takes over" lab_wait 4 lab_holds6 b
+	expect "SIP answers over IPv6 through b" lab_wait 5 lab_sipp6
+}
+
+# ipv6_lab: an IPv6-only pair's addresses and stand-ins; the test starts
+# the agents (ipv6_serving then waits for box a).
+ipv6_lab() {
+	LAB_RESOURCES="$LAB_VIP6/64 routes fonebridge asterisk"
+	lab_ipv6 || fail "IPv6 addresses"
+	lab_standin a
+	lab_standin b
+}
+ipv6_serving() {
+	lab_wait 15 serving6 a || fail "box a did not start serving over IPv6"
+	sleep 1
+}
+
+# Switchover of an IPv6-only pair without the peer channel: a keeps the
+# VIP with Asterisk stopped until b's holder check (a Neighbour
+# Solicitation for the VIP) asks, then lets go; b takes over.
+test_ipv6_switchover() {
+	ipv6_lab
+	lab_flip a
+	lab_flip b
+	ipv6_serving
+	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
+	expect "switchover exits 0" test $? = 0
+	sed -n 's/^outage: /    switchover outage (IPv6, no peer channel): /p' "$LAB_DIR/a/switchover.txt"
+	expect "a let go when b asked (NDP)" log_has a "the other box asked who holds the VIP; releasing it.*asker=$(lab_mac b)"
+	expect "b holds the IPv6 VIP" lab_holds6 b
+	expect "a does not" bash -c "! ip netns exec $(lab_ns a) ip -6 -o addr show dev eth0 | grep -q ' $LAB_VIP6/'"
+	expect "SIP answers over IPv6 through b" lab_wait 5 lab_sipp6
+}
+
+# The peer channel between the boxes' own IPv6 addresses.
+test_ipv6_switchover_with_peer() {
+	ipv6_lab
+	lab_flip a FLIP_PEER="${LAB_ADDR6[b]}" FLIP_PEER_KEY="$PEER_KEY"
+	lab_flip b FLIP_PEER="${LAB_ADDR6[a]}" FLIP_PEER_KEY="$PEER_KEY"
+	ipv6_serving
+	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
+	expect "switchover exits 0" test $? = 0
+	sed -n 's/^outage: /    switchover outage (IPv6, peer channel): /p' "$LAB_DIR/a/switchover.txt"
+	expect "b took over on a's word over IPv6" log_has b 'taking over.*released the service and handed it over'
+	expect "b holds the IPv6 VIP" lab_holds6 b
 	expect "SIP answers over IPv6 through b" lab_wait 5 lab_sipp6
 }
