@@ -134,7 +134,7 @@ func runAgent(stderr io.Writer) int {
 			return findVIPHolder(v, cfg.ARPCheckWindow)
 		},
 		watchAskers: func(v vipSpec) (vipAskers, error) { return watchVIPAskers(v) },
-		ev:          multiEvents{tracker},
+		ev:          ev,
 		tracker:     tracker,
 		ctl:         make(chan ctlCall),
 		resourceTimeout: func(r resource) time.Duration {
@@ -190,7 +190,8 @@ func runAgent(stderr io.Writer) int {
 			log.Error("cannot serve metrics", "err", err)
 			return 1
 		}
-		ag.ev = append(ev, m)
+		// Before sd, which stays last: READY=1 once everyone knows the state.
+		ag.ev = multiEvents{tracker, notifier, m, sd}
 		log.Info("serving /metrics and /status", "addr", addr.String())
 	}
 	if err := ag.run(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -34,7 +34,8 @@ source "$ROOT/testdata/lab.sh"
 
 echo "building flip and the stand-in Asterisk"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$LAB_BIN/flip" . &&
-	CGO_ENABLED=0 go build -o "$LAB_BIN/standin-asterisk" ./tools/standin-asterisk) || exit 1
+	CGO_ENABLED=0 go build -o "$LAB_BIN/standin-asterisk" ./tools/standin-asterisk &&
+	CGO_ENABLED=0 go build -o "$LAB_BIN/notify-listen" ./tools/notify-listen) || exit 1
 
 PASSED=0 FAILED=0 FAILS=()
 CURRENT=""

@@ -87,4 +87,39 @@ test_switchover_with_peer() {
 	expect "SIP answers through b" lab_wait 3 sip_ok
 }
 
-OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover"
+# systemd's notify protocol, end to end: a stand-in for systemd's socket
+# (tools/notify-listen) records what flip a says: READY=1 with its role at
+# the start, a STATUS line per role change, WATCHDOG=1 while the loop runs
+# (WATCHDOG_USEC=2 s: one at least every second), STOPPING=1 on SIGTERM.
+# FLIP_NOTIFY_CMD runs on each role change, in order. (Both were wired only
+# when FLIP_METRICS_ADDR was set, until this test.)
+test_systemd_notify() {
+	local sock="$LAB_DIR/a/notify.sock" msgs="$LAB_DIR/a/notify.log" hooks="$LAB_DIR/a/hook.log"
+	printf '#!/bin/sh\necho "$*: $FLIP_NOTIFY_REASON" >>%s\n' "$hooks" >"$LAB_DIR/a/hook"
+	chmod +x "$LAB_DIR/a/hook"
+	"$LAB_BIN/notify-listen" -socket "$sock" -out "$msgs" &
+	LAB_PIDS+=($!)
+	lab_wait 5 test -S "$sock" || fail "notify-listen did not start"
+	lab_standin a
+	lab_standin b
+	lab_flip a NOTIFY_SOCKET="$sock" WATCHDOG_USEC=2000000 FLIP_NOTIFY_CMD="$LAB_DIR/a/hook"
+	lab_flip b
+	expect "READY=1 with the role at the start" lab_wait 5 grep -q 'READY=1|STATUS=passive, 0 VIPs held' "$msgs"
+	expect "STATUS on the takeover" lab_wait 10 grep -q 'STATUS=active: took over' "$msgs"
+	local before after
+	before=$(grep -c 'WATCHDOG=1' "$msgs")
+	sleep 3
+	after=$(grep -c 'WATCHDOG=1' "$msgs")
+	echo "    watchdog pings in 3 s: $((after - before))"
+	expect "watchdog pings while the loop runs (at least 2 in 3 s)" test $((after - before)) -ge 2
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "STATUS on the release" lab_wait 5 grep -q 'STATUS=passive: released' "$msgs"
+	expect "the hook ran for the takeover, then the release" lab_wait 5 bash -c "[ \"\$(cut -d' ' -f1,2 '$hooks' | tr '\n' ,)\" = 'passive active,active passive,' ]"
+	expect "the hook got the reason" grep -q "^active passive .*: .*port closed" "$hooks"
+	kill -TERM "${LAB_FLIP_PID[a]}"
+	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
+	expect "STOPPING=1 on SIGTERM" lab_wait 3 grep -q 'STOPPING=1' "$msgs"
+	expect "nothing after STOPPING=1" test "$(tail -n 1 "$msgs" | grep -c STOPPING=1)" = 1
+}
+
+OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify"
