@@ -56,15 +56,7 @@ func TestGARPFramesBothForms(t *testing.T) {
 // the box's own gratuitous ARPs carry the VIP as sender too.
 func TestClaimant(t *testing.T) {
 	build := func(op arp.Operation, mac net.HardwareAddr, sender netip.Addr) []byte {
-		p, err := arp.NewPacket(op, mac, sender, arpTestMAC, netip.MustParseAddr("192.0.2.11"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := frame(mac, ethernet.Broadcast, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return ftARPFrame(t, op, mac, ethernet.Broadcast, sender, arpTestMAC, netip.MustParseAddr("192.0.2.11"))
 	}
 	tests := []struct {
 		name  string
@@ -84,4 +76,18 @@ func TestClaimant(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ftARPFrame builds one ARP frame from src to dst.
+func ftARPFrame(t *testing.T, op arp.Operation, src, dst net.HardwareAddr, sender netip.Addr, tha net.HardwareAddr, target netip.Addr) []byte {
+	t.Helper()
+	p, err := arp.NewPacket(op, src, sender, tha, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := frame(src, dst, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"time"
@@ -96,24 +95,8 @@ func arpAsker(b []byte, ours net.HardwareAddr, vip netip.Addr) net.HardwareAddr 
 // unreachability probes from clients are unicast. A solicitation from the
 // unspecified address is duplicate address detection, not a holder check.
 func ndpAsker(b []byte, ours net.HardwareAddr, vip netip.Addr) net.HardwareAddr {
-	var f ethernet.Frame
-	if err := f.UnmarshalBinary(b); err != nil || f.EtherType != ethernet.EtherTypeIPv6 ||
-		len(f.Destination) != 6 || f.Destination[0]&1 == 0 || bytes.Equal(f.Source, ours) {
-		return nil
-	}
-	p := f.Payload
-	if len(p) < ipv6HeaderLen || p[0]>>4 != 6 || p[6] != nextHeaderICMPv6 || p[7] != ndp.HopLimit {
-		return nil
-	}
-	plen := int(binary.BigEndian.Uint16(p[4:6]))
-	if ipv6HeaderLen+plen > len(p) {
-		return nil
-	}
-	if src := netip.AddrFrom16([16]byte(p[8:24])); src.IsUnspecified() || src == vip {
-		return nil
-	}
-	m, err := ndp.ParseMessage(p[ipv6HeaderLen : ipv6HeaderLen+plen])
-	if err != nil {
+	f, src, m, ok := ndpMessage(b, ours)
+	if !ok || len(f.Destination) != 6 || f.Destination[0]&1 == 0 || src.IsUnspecified() || src == vip {
 		return nil
 	}
 	ns, ok := m.(*ndp.NeighborSolicitation)

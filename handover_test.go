@@ -21,15 +21,7 @@ import (
 func TestARPAsker(t *testing.T) {
 	other := netip.MustParseAddr("192.0.2.12")
 	build := func(op arp.Operation, src, dst net.HardwareAddr, sender, target netip.Addr) []byte {
-		p, err := arp.NewPacket(op, src, sender, make(net.HardwareAddr, 6), target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := frame(src, dst, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return ftARPFrame(t, op, src, dst, sender, make(net.HardwareAddr, 6), target)
 	}
 	tests := []struct {
 		name  string

@@ -178,21 +178,8 @@ func linkLocalOf(ifi *net.Interface) netip.Addr {
 // MAC, and messages that did not come with hop limit 255 (forwarded, so not
 // from this link) do not count.
 func ndpClaimant(b []byte, ours net.HardwareAddr, vip netip.Addr) net.HardwareAddr {
-	var f ethernet.Frame
-	if err := f.UnmarshalBinary(b); err != nil || f.EtherType != ethernet.EtherTypeIPv6 || bytes.Equal(f.Source, ours) {
-		return nil
-	}
-	p := f.Payload
-	if len(p) < ipv6HeaderLen || p[0]>>4 != 6 || p[6] != nextHeaderICMPv6 || p[7] != ndp.HopLimit {
-		return nil
-	}
-	plen := int(binary.BigEndian.Uint16(p[4:6]))
-	if ipv6HeaderLen+plen > len(p) {
-		return nil
-	}
-	src := netip.AddrFrom16([16]byte(p[8:24]))
-	m, err := ndp.ParseMessage(p[ipv6HeaderLen : ipv6HeaderLen+plen])
-	if err != nil {
+	f, src, m, ok := ndpMessage(b, ours)
+	if !ok {
 		return nil
 	}
 	var mac net.HardwareAddr
@@ -217,6 +204,28 @@ func ndpClaimant(b []byte, ours net.HardwareAddr, vip netip.Addr) net.HardwareAd
 		return nil
 	}
 	return mac
+}
+
+// ndpMessage parses a frame that carries a neighbour discovery message from
+// this link (hop limit 255) and not from our own MAC: the frame, the IPv6
+// source and the message.
+func ndpMessage(b []byte, ours net.HardwareAddr) (f ethernet.Frame, src netip.Addr, m ndp.Message, ok bool) {
+	if err := f.UnmarshalBinary(b); err != nil || f.EtherType != ethernet.EtherTypeIPv6 || bytes.Equal(f.Source, ours) {
+		return f, src, nil, false
+	}
+	p := f.Payload
+	if len(p) < ipv6HeaderLen || p[0]>>4 != 6 || p[6] != nextHeaderICMPv6 || p[7] != ndp.HopLimit {
+		return f, src, nil, false
+	}
+	plen := int(binary.BigEndian.Uint16(p[4:6]))
+	if ipv6HeaderLen+plen > len(p) {
+		return f, src, nil, false
+	}
+	m, err := ndp.ParseMessage(p[ipv6HeaderLen : ipv6HeaderLen+plen])
+	if err != nil {
+		return f, src, nil, false
+	}
+	return f, netip.AddrFrom16([16]byte(p[8:24])), m, true
 }
 
 func linkLayerOption(opts []ndp.Option, dir ndp.Direction) net.HardwareAddr {

@@ -266,9 +266,15 @@ func TestNDPOnTheWire(t *testing.T) {
 	if err := netlink.AddrAdd(d1, vip); err != nil {
 		t.Fatal(err)
 	}
-	mac, err := findV6Holder("d0", ndpTestVIP, window)
-	if err != nil {
-		t.Fatal(err)
+	// The first solicitation right after AddrAdd went unanswered once
+	// (2026-11-25, full unit run); likely d1's kernel had not yet joined
+	// the VIP's solicited-node group, which addrconf does from a work
+	// queue. The agent re-checks a holder anyway; so does the test.
+	var mac net.HardwareAddr
+	for try := 0; try < 5 && mac == nil; try++ {
+		if mac, err = findV6Holder("d0", ndpTestVIP, window); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !bytes.Equal(mac, d1.Attrs().HardwareAddr) {
 		t.Fatalf("holder %s, want d1's MAC %s", mac, d1.Attrs().HardwareAddr)

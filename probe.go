@@ -134,12 +134,20 @@ func (p *prober) probe(ctx context.Context) probeResult {
 	res.Answered = true
 	res.RTT = time.Since(res.Sent)
 	res.Status = resp.StatusCode
-	if h := resp.GetHeader("Server"); h != nil {
-		res.Server = h.Value()
-	} else if h := resp.GetHeader("User-Agent"); h != nil {
-		res.Server = h.Value()
-	}
+	res.Server = responder(resp)
 	return res
+}
+
+// responder names the SIP stack that answered: its Server header, else its
+// User-Agent ("" when it sent neither).
+func responder(r *sip.Response) string {
+	if h := r.GetHeader("Server"); h != nil {
+		return h.Value()
+	}
+	if h := r.GetHeader("User-Agent"); h != nil {
+		return h.Value()
+	}
+	return ""
 }
 
 func ipVersion(a netip.Addr) int {

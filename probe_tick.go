@@ -190,11 +190,7 @@ func (p *tickProbe) answer(b, oob []byte, now time.Time) (probeResult, bool) {
 	}
 	at := arrival(oob, now)
 	res := probeResult{Sent: q.sent, Answered: true, RTT: max(at.Sub(q.sent), 0), Status: r.StatusCode}
-	if h := r.GetHeader("Server"); h != nil {
-		res.Server = h.Value()
-	} else if h := r.GetHeader("User-Agent"); h != nil {
-		res.Server = h.Value()
-	}
+	res.Server = responder(r)
 	return res, true
 }
 

@@ -131,11 +131,7 @@ func (p *udpProbe) probe(ctx context.Context) probeResult {
 			res.Answered = true
 			res.RTT = time.Since(res.Sent)
 			res.Status = r.StatusCode
-			if h := r.GetHeader("Server"); h != nil {
-				res.Server = h.Value()
-			} else if h := r.GetHeader("User-Agent"); h != nil {
-				res.Server = h.Value()
-			}
+			res.Server = responder(r)
 			return res
 		case <-resend.C:
 			_, _ = p.conn.WriteToUDP(msg, p.target)

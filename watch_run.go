@@ -60,11 +60,7 @@ func watchParseAnswer(data []byte, a *watchAnswer) bool {
 	}
 	a.callID = res.CallID().Value()
 	a.status = res.StatusCode
-	if h := res.GetHeader("Server"); h != nil {
-		a.responder = h.Value()
-	} else if h := res.GetHeader("User-Agent"); h != nil {
-		a.responder = h.Value()
-	}
+	a.responder = responder(res)
 	return true
 }
 
