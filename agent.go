@@ -183,8 +183,10 @@ func (a *agent) timing() timing {
 
 // run is the agent's loop. It returns when ctx ends and leaves the box as
 // it is: stopping flip never drops a call by itself. Everything that touches
-// the box happens on this goroutine; probes, pings, netlink and conflict
-// checks run beside it and report through channels.
+// the box happens on this goroutine, and so do the UDP probe and the
+// tiebreaker (sent and collected on the tick, never blocking); a TCP probe,
+// netlink, the peer channel and conflict checks run beside it and report
+// through channels.
 func (a *agent) run(ctx context.Context) error {
 	if err := a.resume(ctx, time.Now()); err != nil {
 		return err
@@ -201,14 +203,15 @@ func (a *agent) run(ctx context.Context) error {
 	if a.watchBox != nil {
 		go a.watchBox(ctx, changes)
 	}
+	// send starts one round of probes: the tiebreaker's echoes and the SIP
+	// probe (sent from here for the tick probe, from a goroutine of its own
+	// otherwise). What came back is collected by step.
 	send := func() {
 		now := time.Now()
 		if a.tiebreak != nil {
-			a.collectTiebreaker()
 			a.tiebreak.ping(now)
 		}
 		if a.probes != nil {
-			a.collectProbes(now)
 			a.probes.send(now)
 			return
 		}
@@ -228,6 +231,7 @@ func (a *agent) run(ctx context.Context) error {
 	defer timer.Stop()
 	send()
 	for {
+		tick := false
 		select {
 		case <-ctx.Done():
 			a.announce.Stop()
@@ -235,10 +239,13 @@ func (a *agent) run(ctx context.Context) error {
 			a.log.Info("stopping; box left as it is", "role", a.m.role)
 			return nil
 		case <-ticker.C:
-			send()
 			if a.probes == nil && a.tiebreak == nil {
+				send()
 				continue // the probe's goroutine reports on results
 			}
+			// Collect and decide first (step), then send the next round:
+			// one read of each socket per tick.
+			tick = true
 		case r := <-results:
 			a.observe(r)
 		case c := <-changes:
@@ -263,11 +270,15 @@ func (a *agent) run(ctx context.Context) error {
 		}
 		next := a.step(ctx, results)
 		timer.Reset(time.Until(next))
+		if tick {
+			send()
+		}
 	}
 }
 
-// step asks the machine what to do now and does it. It returns when to ask
-// again if nothing else happens first.
+// step takes in what the tick probes brought back, asks the machine what
+// to do now and does it. It returns when to ask again if nothing else
+// happens first.
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
 	a.collectProbes(time.Now())
 	a.collectTiebreaker()

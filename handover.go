@@ -113,7 +113,7 @@ func ndpAsker(b []byte, ours net.HardwareAddr, vip netip.Addr) net.HardwareAddr 
 // file). It falls back to a plain release when the question cannot be
 // listened for or would never come (refusals off).
 func (a *agent) handOver(ctx context.Context, cause, reason string) {
-	if a.watchAskers == nil || a.cfg.HandoverWait <= 0 || a.cfg.RefusedAfter <= 0 || a.network == 0 {
+	if a.watchAskers == nil || a.cfg.HandoverWait <= 0 || a.cfg.RefusedAfter <= 0 {
 		a.release(ctx, cause, reason)
 		return
 	}
@@ -124,29 +124,21 @@ func (a *agent) handOver(ctx context.Context, cause, reason string) {
 		return
 	}
 	defer w.Close()
-	start := time.Now()
-	a.log.Warn("releasing", "reason", reason)
-	a.record(journalEntry{Op: opRelease, Cause: cause})
-	a.announce.Stop()
-	a.stopRange(ctx, len(a.resources)-1, a.network)
-	a.log.Info("services stopped; keeping the VIP until the other box asks for it", "wait_at_most", a.cfg.HandoverWait)
-	if a.busy != nil {
-		defer a.busy(a.cfg.HandoverWait)()
-	}
-	waitStart := time.Now()
-	mac, err := w.wait(a.cfg.HandoverWait)
-	a.ev.Phase("wait", "other box asks", time.Since(waitStart), err)
-	switch {
-	case err != nil:
-		a.log.Error("listening for the other box failed; releasing the VIP now", "err", err)
-	case mac == nil:
-		a.log.Warn("no box asked for the VIP within FLIP_HANDOVER_WAIT; releasing it anyway", "waited", ms(time.Since(start)))
-	default:
-		a.log.Info("the other box asked who holds the VIP; releasing it", "asker", mac.String(), "after", ms(time.Since(start)))
-	}
-	a.stopAll(ctx, a.network-1)
-	a.m.setRole(rolePassive, time.Now(), cause)
-	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
-	a.logHoldDown()
-	a.ev.Transition(roleActive, rolePassive, cause, reason, true, time.Since(start))
+	a.releaseWith(ctx, cause, reason, func() {
+		a.log.Info("services stopped; keeping the VIP until the other box asks for it", "wait_at_most", a.cfg.HandoverWait)
+		if a.busy != nil {
+			defer a.busy(a.cfg.HandoverWait)()
+		}
+		start := time.Now()
+		mac, err := w.wait(a.cfg.HandoverWait)
+		a.ev.Phase("wait", "other box asks", time.Since(start), err)
+		switch {
+		case err != nil:
+			a.log.Error("listening for the other box failed; releasing the VIP now", "err", err)
+		case mac == nil:
+			a.log.Warn("no box asked for the VIP within FLIP_HANDOVER_WAIT; releasing it anyway", "waited", ms(time.Since(start)))
+		default:
+			a.log.Info("the other box asked who holds the VIP; releasing it", "asker", mac.String(), "after", ms(time.Since(start)))
+		}
+	})
 }

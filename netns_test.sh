@@ -100,11 +100,12 @@ watch_from_vip() {
 	lab_exec c "$LAB_BIN/flip" watch -for 300ms -json "$LAB_VIP" >"$LAB_DIR/c/watch.json" 2>/dev/null &&
 		grep -q '"answered": *[1-9]' "$LAB_DIR/c/watch.json"
 }
-# never_holds BOX SECONDS: BOX must not get the VIP during SECONDS.
+# never_holds BOX SECONDS [CHECK]: BOX must not get the VIP during SECONDS
+# (CHECK: lab_holds, or lab_holds6 for the IPv6 VIP).
 never_holds() {
-	local box=$1 i
+	local box=$1 check=${3:-lab_holds} i
 	for i in $(seq 1 $(($2 * 10))); do
-		lab_holds "$box" && return 1
+		"$check" "$box" && return 1
 		sleep 0.1
 	done
 	return 0

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -46,22 +44,7 @@ func obsHook(t *testing.T, nap time.Duration) (cmd, logFile string) {
 
 // obsLog is a slog logger into a buffer that tests read while the worker
 // writes.
-type obsLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *obsLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *obsLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type obsLog struct{ ftSyncBuffer }
 
 func (l *obsLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 

@@ -39,8 +39,12 @@ type tickProbe struct {
 
 	pending []*tickPending // sent, not yet answered, oldest first
 	done    []probeResult  // finished between two collects (send errors)
-	buf     []byte
-	oob     []byte
+	// errQueued: a send consumed the socket error that announces an ICMP
+	// error, so the error queue is read on the next collect even though
+	// no receive reports it.
+	errQueued bool
+	buf       []byte
+	oob       []byte
 }
 
 // tickPending is one probe on the wire.
@@ -122,7 +126,7 @@ func newTickProbe(source netip.Addr, target string, timeout time.Duration) (*tic
 // the link is down, say) is an unanswered probe, returned by the next collect.
 func (p *tickProbe) send(now time.Time) {
 	callID, msg := optionsRequest(p.ruri, p.via, p.from)
-	if err := unix.Sendto(p.fd, msg, 0, p.to); err != nil {
+	if err := p.sendto(msg); err != nil {
 		p.done = append(p.done, probeResult{Sent: now, Err: fmt.Errorf("send OPTIONS to %s: %w", p.target, err)})
 		return
 	}
@@ -131,6 +135,19 @@ func (p *tickProbe) send(now time.Time) {
 		p.pending = p.pending[1:]
 	}
 	p.pending = append(p.pending, &tickPending{callID: callID, msg: msg, sent: now, lastSend: now})
+}
+
+// sendto sends one datagram. Linux reports a pending socket error (the
+// ICMP error of an earlier probe, under IP_RECVERR) on the next send and
+// drops that datagram; the error is noted for collect and the datagram
+// sent again.
+func (p *tickProbe) sendto(msg []byte) error {
+	err := unix.Sendto(p.fd, msg, 0, p.to)
+	if errors.Is(err, unix.ECONNREFUSED) {
+		p.errQueued = true
+		err = unix.Sendto(p.fd, msg, 0, p.to)
+	}
+	return err
 }
 
 // collect reads everything that arrived since the last call without
@@ -148,14 +165,17 @@ func (p *tickProbe) collect(now time.Time) []probeResult {
 			}
 			// The socket error that IP_RECVERR sets; the details are
 			// in the error queue.
-			out = append(out, p.readErrors(now)...)
+			p.errQueued = true
 			continue
 		}
 		if r, ok := p.answer(p.buf[:n], p.oob[:oobn], now); ok {
 			out = append(out, r)
 		}
 	}
-	out = append(out, p.readErrors(now)...)
+	if p.errQueued {
+		p.errQueued = false
+		out = append(out, p.readErrors(now)...)
+	}
 	keep := p.pending[:0]
 	for _, q := range p.pending {
 		switch {
@@ -164,7 +184,7 @@ func (p *tickProbe) collect(now time.Time) []probeResult {
 			continue
 		case now.Sub(q.lastSend) >= udpProbeT1:
 			q.lastSend = now
-			_ = unix.Sendto(p.fd, q.msg, 0, p.to)
+			_ = p.sendto(q.msg)
 		}
 		keep = append(keep, q)
 	}

@@ -256,3 +256,28 @@ func TestQuotedCallID(t *testing.T) {
 		}
 	}
 }
+
+// TestTickProbeRefusedBetweenTicks: the ICMP error of one probe is pending
+// when the next probe is sent. Linux reports it on that send and drops the
+// datagram; both probes must still go out and both come back refused.
+func TestTickProbeRefusedBetweenTicks(t *testing.T) {
+	p, err := newTickProbe(netip.MustParseAddr("127.0.0.1"), ftFreeUDP(t), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	t0 := time.Now()
+	p.send(t0)
+	time.Sleep(50 * time.Millisecond) // the port unreachable is back
+	p.send(t0.Add(time.Millisecond))
+	time.Sleep(50 * time.Millisecond)
+	got := p.collect(time.Now())
+	if len(got) != 2 {
+		t.Fatalf("results %+v, want both probes", got)
+	}
+	for _, r := range got {
+		if !r.Refused {
+			t.Errorf("probe sent at +%s: %+v, want refused", r.Sent.Sub(t0), r)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,22 +71,7 @@ func (c *sdClock) add(d time.Duration) {
 }
 
 // sdLogBuffer is a log sink safe for concurrent writes.
-type sdLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *sdLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *sdLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type sdLogBuffer = ftSyncBuffer
 
 func sdTestLogger() (*slog.Logger, *sdLogBuffer) {
 	var buf sdLogBuffer

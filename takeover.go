@@ -110,11 +110,24 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 // (src restored while the VIP still exists, so the connected route
 // survives), then the VIPs.
 func (a *agent) release(ctx context.Context, cause, reason string) {
+	a.releaseWith(ctx, cause, reason, nil)
+}
+
+// releaseWith is release; when beforeNetwork is set, it runs after the
+// services have stopped and before the network resources (VIPs, routes)
+// do: the switchover's hand-over waits there (handover.go).
+func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNetwork func()) {
 	start := time.Now()
 	a.log.Warn("releasing", "reason", reason)
 	a.record(journalEntry{Op: opRelease, Cause: cause})
 	a.announce.Stop()
-	a.stopAll(ctx, len(a.resources)-1)
+	if beforeNetwork != nil {
+		a.stopRange(ctx, len(a.resources)-1, a.network)
+		beforeNetwork()
+		a.stopAll(ctx, a.network-1)
+	} else {
+		a.stopAll(ctx, len(a.resources)-1)
+	}
 	a.m.setRole(rolePassive, time.Now(), cause)
 	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
 	a.logHoldDown()

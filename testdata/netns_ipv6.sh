@@ -7,15 +7,6 @@ IPV6_TESTS="ipv6_dual_stack_failover ipv6_probes_over_ipv6 ipv6_tiebreaker ipv6_
 holds_both() { lab_holds "$1" && lab_holds6 "$1"; }
 neigh6_is() { [ "$(lab_client_neigh6)" = "$(lab_mac "$1")" ]; }
 serving6() { lab_holds6 "$1" && lab_sipp6; }
-# never_holds6 BOX SECONDS: BOX never holds the IPv6 VIP for that long.
-never_holds6() {
-	local i
-	for i in $(seq 1 $(($2 * 10))); do
-		lab_holds6 "$1" && return 1
-		sleep 0.1
-	done
-	return 0
-}
 # json_field FILE NAME: a string field of flip watch's JSON summary.
 json_field() { sed -n "s/^ *\"$2\": *\"\\([^\"]*\\)\".*/\\1/p" "$1"; }
 # watch6_from_vip: flip watch in the client over IPv6; its connected socket
@@ -126,14 +117,7 @@ test_ipv6_probes_over_ipv6() {
 }
 
 # never_holds6 BOX SECONDS: BOX must not get the IPv6 VIP during SECONDS.
-never_holds6() {
-	local box=$1 i
-	for i in $(seq 1 $(($2 * 10))); do
-		lab_holds6 "$box" && return 1
-		sleep 0.1
-	done
-	return 0
-}
+never_holds6() { never_holds "$1" "$2" lab_holds6; }
 
 # An IPv6-only pair with an IPv6 tiebreaker (the client stands in for the
 # gateway; ICMPv6 echo from the boxes' own addresses): a passive box cut off
