@@ -65,12 +65,17 @@ test_loss_does_not_flip() {
 	expect "a still the only holder" only_holder a
 }
 
-# 3.2 A flap shorter than FLIP_DEAD_AFTER flips nothing.
+# 3.2 A flap shorter than FLIP_DEAD_AFTER flips nothing. The cable is out
+# for 0.5 s (one shell in the switch's namespace, timed there); with
+# FLIP_DEAD_AFTER=2s a loaded machine that stretches the flap by a whole
+# second still tests the rule, and the flap's real length is checked.
 test_short_flap() {
-	hot_pair
-	lab_cut a
-	sleep 0.5
-	lab_join a
+	hot_pair FLIP_DEAD_AFTER=2s
+	local out
+	out=$(lab_exec sw sh -c 'date +%s%3N; ip link set pa down; sleep 0.5; ip link set pa up; date +%s%3N')
+	local flap=$(($(echo "$out" | tail -n 1) - $(echo "$out" | head -n 1)))
+	echo "    the flap lasted at most $flap ms"
+	expect "the flap was shorter than FLIP_DEAD_AFTER (2 s)" test "$flap" -lt 2000
 	sleep 3
 	expect "b never took over" bash -c "! grep -q 'taking over' '$LAB_DIR/b/flip.log'"
 	expect "a never released" bash -c "! grep -q releasing '$LAB_DIR/a/flip.log'"
@@ -92,9 +97,12 @@ EOF
 	lab_sipp
 	kill -STOP "${LAB_FLIP_PID[a]}"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
-	expect "b waits for the holder first" lab_wait 4 log_has b 'another box still holds the VIP'
-	expect "b does not take over before FLIP_HOLDER_WAIT" never_holds b 2
-	expect "b takes over after FLIP_HOLDER_WAIT" lab_wait 5 lab_holds b
+	expect "b waits for the holder first" lab_wait 6 log_has b 'another box still holds the VIP'
+	expect "b takes over after FLIP_HOLDER_WAIT" lab_wait 10 lab_holds b
+	# The wait starts just before b logs it; the log's millisecond stamp
+	# and a busy scheduler may put the line up to 100 ms after that start.
+	expect "b added the VIP at least FLIP_HOLDER_WAIT (3 s) after its first wait line" \
+		ev_after "$(ev_first b add)" "$(ev_log b 'another box still holds the VIP')" 2900
 	expect "the fence ran with the VIP and the holder's MAC" grep -q "fence $LAB_VIP $(lab_mac a)" "$LAB_DIR/fence.log"
 	expect "the fence ran before the takeover" log_has b 'fence done; taking over'
 	expect "client's neighbour entry ends on b" lab_wait 5 neigh_is b
@@ -110,7 +118,7 @@ test_fence_fails() {
 	hot_pair FLIP_HOLDER_WAIT=2s FLIP_FENCE_CMD="$LAB_DIR/fence"
 	kill -STOP "${LAB_FLIP_PID[a]}"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
-	expect "fence failure logged with its output" lab_wait 6 log_has b 'fence failed; not taking over.*no power switch answers'
+	expect "fence failure logged with its output" lab_wait 10 log_has b 'fence failed; not taking over.*no power switch answers'
 	expect "b did not take over" never_holds b 3
 	kill -CONT "${LAB_FLIP_PID[a]}"
 }
@@ -128,8 +136,8 @@ test_isolated_passive() {
 test_isolated_active() {
 	hot_pair FLIP_TIEBREAKER="${LAB_ADDR[c]}"
 	nft_isolate a
-	expect "isolated active box releases" lab_wait 4 log_has a 'cause=isolated\|this box is cut off'
-	expect "b takes over" lab_wait 4 lab_holds b
+	expect "isolated active box releases" lab_wait 6 log_has a 'cause=isolated\|this box is cut off'
+	expect "b takes over" lab_wait 6 lab_holds b
 	expect "SIP answers through b" lab_wait 5 sip_ok
 }
 
@@ -141,7 +149,7 @@ test_split_brain_heals() {
 	expect "partition: b takes over too" lab_wait 5 lab_holds b
 	expect "split brain: both hold the VIP" test "$(lab_holders)" = "a b"
 	nft_heal
-	expect "healed: only the primary (a) holds it" lab_wait 6 only_holder a
+	expect "healed: only the primary (a) holds it" lab_wait 10 only_holder a
 	expect "b released for split brain" log_has b 'releasing.*primary keeps it'
 	expect "client's neighbour entry ends on a" lab_wait 5 neigh_is a
 	expect "SIP answers" lab_wait 3 sip_ok
@@ -161,16 +169,25 @@ test_cut_active_returns() {
 }
 
 # 3.6 Both Asterisks dead (service start fails everywhere): no ping-pong.
+# With FLIP_HOLD_DOWN=4s and 15 s watched, each box tries more than once;
+# the rule is checked on flip's own timestamps: a box's attempts are at
+# least FLIP_HOLD_DOWN apart, however slowly the test looks.
 test_both_dead_no_ping_pong() {
 	LAB_STANDIN_ARGS=""
-	lab_flip a STANDIN_FAIL_START=1 FLIP_INIT_DEAD=2s
-	lab_flip b STANDIN_FAIL_START=1 FLIP_INIT_DEAD=2s
+	lab_flip a STANDIN_FAIL_START=1 FLIP_INIT_DEAD=2s FLIP_HOLD_DOWN=4s
+	lab_flip b STANDIN_FAIL_START=1 FLIP_INIT_DEAD=2s FLIP_HOLD_DOWN=4s
 	sleep 15
-	local n
-	n=$(($(grep -c 'taking over' "$LAB_DIR/a/flip.log") + $(grep -c 'taking over' "$LAB_DIR/b/flip.log")))
-	expect "at most one takeover attempt per box in 15 s (got $n)" test "$n" -le 2
+	local n box gap
+	n=$(($(log_count a 'msg="taking over"') + $(log_count b 'msg="taking over"')))
+	echo "    takeover attempts in 15 s: $n"
+	expect "both boxes tried (the hold-down was exercised)" test "$n" -ge 2
+	for box in a b; do
+		gap=$(ev_log_min_gap "$box" 'msg="taking over"')
+		echo "    box $box: shortest time between two attempts: ${gap:-none} ms"
+		expect "box $box's attempts are at least FLIP_HOLD_DOWN (4 s) apart" test "${gap:-4000}" -ge 4000
+	done
 	expect "the hold-down is logged with its end" log_has a 'holding down after this box.s own failure'
-	expect "nobody holds the VIP" test -z "$(lab_holders)"
+	expect "nobody holds the VIP between attempts" lab_wait 5 bash -c "[ -z \"\$(ip netns exec $(lab_ns a) ip -4 -o addr show dev eth0 | grep ' $LAB_VIP/')\$(ip netns exec $(lab_ns b) ip -4 -o addr show dev eth0 | grep ' $LAB_VIP/')\" ]"
 }
 
 # 3.7 Someone removes the VIP or rewrites the route on the active box: flip
@@ -178,11 +195,11 @@ test_both_dead_no_ping_pong() {
 test_drift_repaired() {
 	hot_pair
 	lab_exec a ip addr del "$LAB_VIP/24" dev eth0
-	expect "VIP put back within 1.5 s" lab_wait 2 lab_holds a
-	expect "connected route back with src = VIP" lab_wait 2 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
+	expect "VIP put back" lab_wait 5 lab_holds a
+	expect "connected route back with src = VIP" lab_wait 5 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
 	expect "repair logged" log_has a 'VIP was removed from the active box by someone else'
 	lab_exec a ip route change "$LAB_SUBNET" dev eth0 proto kernel scope link src "${LAB_ADDR[a]}"
-	expect "route src set back to the VIP within 1.5 s" lab_wait 2 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
+	expect "route src set back to the VIP" lab_wait 5 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
 	expect "route repair logged" log_has a 'route src changed by someone else'
 	expect "re-announced" log_has a 'repaired the active box'
 	expect "SIP answers" sip_ok
@@ -201,7 +218,7 @@ crash_during_takeover() {
 	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
 	expect "journal says: takeover in progress" grep -q '"op":"takeover"' "$LAB_DIR/a/state.json"
 	lab_flip a
-	expect "restarted flip finishes the takeover" lab_wait 5 log_has a 'flip stopped during a takeover; finishing it'
+	expect "restarted flip asks the wire, then finishes the takeover" lab_wait 5 log_has a 'flip stopped during a takeover; no other box holds the VIP: finishing it'
 	expect "a serves" lab_wait 8 serving a
 	expect "route src = VIP" test "$(route_src a)" = "$LAB_VIP"
 	expect "fonulator ran exactly once" test "$(fonulator_runs a)" = 1
