@@ -56,11 +56,49 @@ type agent struct {
 	// watchdog.
 	busy func(bound time.Duration) (done func())
 
-	journal *journal   // FLIP_STATE_FILE
-	crash   crashPoint // FLIP_DEBUG_CRASH_AFTER (tests only)
+	journal journalStore // FLIP_STATE_FILE; nil: none
+	crash   crashPoint   // FLIP_DEBUG_CRASH_AFTER (tests only)
 
 	conflictCheckRunning bool // a conflict check goroutine is out
 	nextFence            time.Time
+
+	// clock is the time the agent decides by; nil: the wall clock. The
+	// simulator (sim_test.go) runs real agents on a virtual one.
+	clock func() time.Time
+	// links reports whether every VIP interface has its link; nil: the
+	// kernel's view (netlink). The simulator's boxes have their own.
+	links func() bool
+	// inline runs the work the loop hands off (a conflict check) on the
+	// caller's goroutine, one step after another: the simulator's agents
+	// must be deterministic. False: a goroutine of its own.
+	inline bool
+	// broken is a rule broken on purpose (the simulator's mutation table).
+	broken mutant
+}
+
+// spawn runs f beside the loop, or inline in the simulator.
+func (a *agent) spawn(f func()) {
+	if a.inline {
+		f()
+		return
+	}
+	go f()
+}
+
+// linksUp reports whether every VIP interface carries.
+func (a *agent) linksUp() bool {
+	if a.links != nil {
+		return a.links()
+	}
+	return linksCarrying(a.cfg.VIPs)
+}
+
+// now is the agent's clock.
+func (a *agent) now() time.Time {
+	if a.clock != nil {
+		return a.clock()
+	}
+	return time.Now()
 }
 
 // buildResources turns the parsed FLIP_RESOURCES into resources.
@@ -109,24 +147,27 @@ const fonulatorRetryDelay = time.Second
 // routes are repaired first, since a VIP deleted while flip was down takes
 // its connected route with it.
 func (a *agent) resume(ctx context.Context, now time.Time) error {
-	entry, err := a.journal.load()
+	var entry journalEntry
+	var err error
+	if a.journal != nil {
+		entry, err = a.journal.load()
+	}
 	if err != nil {
 		a.log.Warn("ignoring the state file; inspecting the box instead", "err", err)
 	}
 	switch entry.Op {
 	case opTakeover:
 		a.m = newMachine(a.timing(), now, rolePassive)
-		a.m.setLink(linksCarrying(a.cfg.VIPs))
-		a.log.Warn("flip stopped during a takeover; finishing it", "done_before", entry.Done)
+		a.m.setLink(a.linksUp())
 		a.ev.Started(rolePassive, 0)
-		a.takeoverFrom(ctx, entry.Cause, "finishing the takeover interrupted by a restart", entry)
+		a.resumeTakeover(ctx, entry)
 		return nil
 	case opRelease:
 		a.m = newMachine(a.timing(), now, roleActive)
 		a.log.Warn("flip stopped during a release; finishing it")
 		a.ev.Started(roleActive, len(a.cfg.VIPs))
 		a.release(ctx, entry.Cause, "finishing the release interrupted by a restart")
-		a.m.setLink(linksCarrying(a.cfg.VIPs))
+		a.m.setLink(a.linksUp())
 		return nil
 	}
 	held := 0
@@ -161,7 +202,7 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 		a.announce.Start(a.cfg.VIPs)
 	}
 	a.m = newMachine(a.timing(), now, r)
-	a.m.setLink(linksCarrying(a.cfg.VIPs))
+	a.m.setLink(a.linksUp())
 	a.ev.Started(r, held)
 	a.log.Info("started", "role", r, "vips_held", held, "primary", a.cfg.Primary,
 		"probe_target", a.cfg.ProbeTarget, "source", a.cfg.Source)
@@ -178,6 +219,7 @@ func (a *agent) timing() timing {
 		HoldDown:     a.cfg.HoldDown,
 		RefusedAfter: a.cfg.RefusedAfter,
 		Tiebreaker:   len(a.cfg.Tiebreakers) > 0,
+		broken:       a.broken,
 	}
 }
 
@@ -280,16 +322,17 @@ func (a *agent) run(ctx context.Context) error {
 // to do now and does it. It returns when to ask again if nothing else
 // happens first.
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
-	a.collectProbes(time.Now())
+	a.m.alive(a.now())
+	a.collectProbes(a.now())
 	a.collectTiebreaker()
-	d := a.m.decide(time.Now())
+	d := a.m.decide(a.now())
 	switch d.Verdict {
 	case verdictRelease:
 		a.release(ctx, d.Cause, d.Reason)
 	case verdictTakeover:
 		wait, holder := a.holderCheck(results)
 		if wait {
-			return time.Now().Add(a.cfg.HolderRecheck)
+			return a.now().Add(a.cfg.HolderRecheck)
 		}
 		if holder.mac != nil {
 			if !a.fenced(ctx, holder) {
@@ -301,7 +344,7 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 	default:
 		return d.Next
 	}
-	return a.m.decide(time.Now()).Next
+	return a.m.decide(a.now()).Next
 }
 
 // tickProber is a probe that never blocks (tickProbe): send starts one,
@@ -338,4 +381,34 @@ func (a *agent) observe(r probeResult) {
 		a.m.observeRefused(r.Sent)
 	}
 	a.ev.Probed(r)
+}
+
+// resumeTakeover decides about a takeover that a restart interrupted. It
+// is never finished blind: another box may have taken over meanwhile. The
+// wire is asked first, as before any takeover: if another box holds a VIP,
+// the takeover is abandoned (its network part and the services it started
+// are stopped again, right to left); if none does, it is finished without
+// doing twice what was done (fonulator).
+func (a *agent) resumeTakeover(ctx context.Context, prior journalEntry) {
+	if a.broken != mutantResumeBlind {
+		for _, v := range a.cfg.VIPs {
+			mac, err := a.findHolder(v)
+			if err == nil && mac == nil {
+				continue
+			}
+			a.log.Warn("flip stopped during a takeover; another box holds the VIP (or the wire cannot be asked): abandoning it",
+				"vip", v.Addr, "holder", fmt.Sprint(mac), "err", err, "done_before", prior.Done)
+			for i := len(a.resources) - 1; i >= 0; i-- {
+				if i < a.network || prior.done(a.resources[i].Name()) {
+					if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
+						a.log.Error("stop failed while abandoning the takeover", "resource", a.resources[i].Name(), "err", err)
+					}
+				}
+			}
+			a.record(journalEntry{Op: opPassive})
+			return
+		}
+	}
+	a.log.Warn("flip stopped during a takeover; no other box holds the VIP: finishing it", "done_before", prior.Done)
+	a.takeoverFrom(ctx, prior.Cause, "finishing the takeover interrupted by a restart", prior)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net"
-	"time"
 )
 
 // conflictReport is the answer of one conflict check: another MAC that
@@ -23,7 +22,7 @@ func (a *agent) checkConflicts(out chan<- conflictReport) {
 	}
 	a.conflictCheckRunning = true
 	vips := a.cfg.VIPs
-	go func() {
+	a.spawn(func() {
 		for _, v := range vips {
 			if mac, err := a.findHolder(v); err == nil && mac != nil {
 				out <- conflictReport{vip: v, mac: mac}
@@ -31,13 +30,21 @@ func (a *agent) checkConflicts(out chan<- conflictReport) {
 			}
 		}
 		out <- conflictReport{}
-	}()
+	})
 }
 
 // onConflict applies the split-brain rule (machine.conflict): yield, or
 // keep the address and announce it again so the network follows this box.
 func (a *agent) onConflict(ctx context.Context, c conflictReport) {
-	if c.mac == nil || a.m.role != roleActive {
+	if c.mac == nil {
+		if d := a.m.noConflict(); d.Announce {
+			a.log.Warn("conflict over", "decision", d.Reason)
+			a.announce.Start(a.cfg.VIPs)
+			a.repoint(ctx)
+		}
+		return
+	}
+	if a.m.role != roleActive {
 		return
 	}
 	a.ev.Conflict(c.vip.Addr, c.mac)
@@ -47,8 +54,30 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 		a.release(ctx, d.Cause, d.Reason)
 		return
 	}
+	if !d.Announce {
+		a.log.Warn("another box holds the VIP too; checking once more", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)
+		return
+	}
 	a.log.Warn("another box claims the VIP; announcing it again", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)
 	a.announce.Start(a.cfg.VIPs)
+	if d.Repoint {
+		a.repoint(ctx)
+	}
+}
+
+// repoint starts again the resources that follow the holder (the
+// foneBRIDGE), after a split brain that this box won. A failure is logged:
+// the box keeps serving SIP either way.
+func (a *agent) repoint(ctx context.Context) {
+	for _, r := range a.resources[a.network:] {
+		if f, ok := r.(holderFollower); !ok || !f.followsHolder() {
+			continue
+		}
+		a.log.Warn("split brain won: pointing the resource at this box again", "resource", r.Name())
+		if _, err := a.phase(ctx, "start", r); err != nil {
+			a.log.Error("cannot point the resource at this box again", "resource", r.Name(), "err", err)
+		}
+	}
 }
 
 // onChange handles what netlink reported: a link that went or came back, or
@@ -56,7 +85,7 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 func (a *agent) onChange(ctx context.Context, c boxChange, conflicts chan<- conflictReport) {
 	switch c.kind {
 	case changeLinkDown, changeLinkUp:
-		up := linksCarrying(a.cfg.VIPs)
+		up := a.linksUp()
 		wasLost := a.m.linkLost
 		a.m.setLink(up)
 		a.log.Info("link changed", "iface", c.iface, "all_vip_links_up", up, "role", a.m.role)
@@ -86,7 +115,7 @@ func (a *agent) repairDrift() {
 		}
 		return
 	}
-	t := time.Now()
+	t := a.now()
 	repaired := false
 	for _, v := range a.cfg.VIPs {
 		held, err := a.addrs.Query(v)
@@ -116,6 +145,6 @@ func (a *agent) repairDrift() {
 	}
 	if repaired {
 		a.announce.Start(a.cfg.VIPs)
-		a.log.Info("repaired the active box's network state", "duration", ms(time.Since(t)))
+		a.log.Info("repaired the active box's network state", "duration", ms(a.now().Sub(t)))
 	}
 }

@@ -156,7 +156,7 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		} else {
 			a.release(ctx, causeOperator, "operator: flip "+req.Cmd)
 		}
-		a.m.holdDownEnd = time.Now().Add(a.operatorHoldDown())
+		a.m.holdDownEnd = a.now().Add(a.operatorHoldDown())
 		a.tellPeerReleased()
 		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}
 	case "takeover":

@@ -36,6 +36,13 @@ type decision struct {
 	Cause   string    // short label for metrics and hooks, e.g. "service_silent"
 	Reason  string    // the same in words, with numbers, for the log
 	Next    time.Time // zero when Verdict is an action
+	// Announce (with verdictStay on a conflict): this box keeps the VIP and
+	// announces it again, so the network follows it.
+	Announce bool
+	// Repoint (with Announce): start the resources that follow the holder
+	// again (the foneBRIDGE): in a split brain the other box may have
+	// pointed them at itself.
+	Repoint bool
 }
 
 // Causes of transitions, as labels for metrics and the notify hook.
@@ -71,6 +78,9 @@ type timing struct {
 	// for this long, at least refusedMin times, with no SIP answer since,
 	// counts as the service being down before DeadAfter. 0: off.
 	RefusedAfter time.Duration
+	// broken is a rule broken on purpose: the simulator's mutation table
+	// only (mutation.go).
+	broken mutant
 }
 
 // refusedMin is how many refusals in a row RefusedAfter needs: one stray
@@ -95,11 +105,50 @@ type machine struct {
 	linkDown     bool      // a VIP interface has no link now
 	refusedFrom  time.Time // first port refusal since the last answer
 	refusedCount int       // refusals since then
+	conflicts    int       // active: checks that found another claimant in this conflict
+	cleanChecks  int       // checks in a row, since, that found none: conflictConfirmChecks end it
+	lastAlive    time.Time // the agent last showed it runs (alive)
+	wokeAt       time.Time // the agent ran again after a gap (alive): silence before it is no evidence
+	stalled      bool      // active, and the agent did not run for a while (stopped, frozen, restarted)
+	resumed      bool      // active since the agent started: the services were started long ago
+	keptConflict bool      // this box announced as the keeper in the current conflict
+	broken       mutant    // a rule broken on purpose (simulator only)
 }
 
 func newMachine(t timing, now time.Time, r role) *machine {
-	// The tiebreaker gets the same grace as the service at start.
-	return &machine{t: t, role: r, started: now, since: now, lastTie: now}
+	// The tiebreaker gets the same grace as the service at start. A box
+	// that starts holding the VIP had no agent for a while: what happened
+	// meanwhile (another box took over past it) it cannot know.
+	return &machine{t: t, role: r, started: now, since: now, lastTie: now, lastAlive: now,
+		stalled: r == roleActive && t.broken != mutantNoStallRule, resumed: r == roleActive, broken: t.broken}
+}
+
+// alive is called by the agent whenever it runs (each step, each resource
+// phase). A gap longer than DeadAfter since the last call means the agent
+// did not run: SIGSTOP, a frozen VM. The probes it did not send are no
+// evidence of silence, so silence is measured afresh from now; and if it
+// held the VIP meanwhile, another box may have taken over past it, so in a
+// conflict it yields (conflict).
+func (m *machine) alive(now time.Time) {
+	if now.Sub(m.lastAlive) > m.t.DeadAfter && m.broken != mutantNoStallRule {
+		m.wokeAt = now
+		m.refusedFrom, m.refusedCount = time.Time{}, 0
+		if m.lastTie.Before(now) {
+			m.lastTie = now
+		}
+		if m.role == roleActive {
+			m.stalled = true
+		}
+	}
+	m.lastAlive = now
+}
+
+// latest is the later of two times.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // observe takes one probe result. A probe sent before the last role change
@@ -148,8 +197,8 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
 	m.refusedFrom, m.refusedCount = time.Time{}, 0
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeOperatorForced)
-	m.linkLost = false
-	if r == rolePassive && ownFailure(cause) {
+	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
+	if r == rolePassive && ownFailure(cause) && m.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)
 	}
 }
@@ -169,25 +218,77 @@ func (m *machine) setLink(up bool) {
 	}
 }
 
+// conflictConfirmChecks is how many conflict checks the box that yields
+// waits for before it releases (and how many clean ones end a conflict). One more check than needed to see
+// the conflict gives the keeper, checking on its own schedule, the time to
+// see it too and announce: a loser that let go first would leave the
+// clients' neighbour entries on its MAC until they go stale (about 40 s on
+// Linux). It also means one stray ARP reply never costs a release.
+const conflictConfirmChecks = 2
+
 // conflict decides what an active box does when another MAC claims one of
 // its VIPs (split brain). The rule, the same on both boxes so that exactly
 // one keeps the address:
-//  1. a box that lost its link while active yields: it was cut off, the
-//     other took over and is serving;
-//  2. a box that took over past a hung holder keeps it and re-announces:
-//     the other box's agent is not acting;
-//  3. otherwise the primary keeps it and re-announces, the other releases.
+//  1. a box that lost its link while active, or whose agent did not run
+//     for a while (stopped, frozen, restarted: alive), yields at once: the
+//     other box may have taken over past it, announced and be serving;
+//  2. a box that took over past a hung holder keeps it and re-announces
+//     while that holder's kernel still claims it: the other box's agent is
+//     not acting (the claim stopping ends this: noConflict);
+//  3. otherwise the primary keeps it and re-announces; the other releases
+//     at its conflictConfirmChecks-th check that sees the conflict.
+//
+// The keeper also starts the resources that follow the holder again, once
+// per conflict: the other box may have run fonulator after this one did,
+// and release never runs it, so the TDMoE stream would stay on the loser.
 func (m *machine) conflict() decision {
-	switch {
-	case m.role != roleActive:
+	if m.role != roleActive {
 		return decision{Verdict: verdictStay, Reason: "not active"}
+	}
+	m.conflicts++
+	m.cleanChecks = 0
+	switch {
 	case m.linkLost:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP after this box's link came back: yielding"}
-	case m.forced || m.t.Primary:
-		return decision{Verdict: verdictStay, Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
+	case m.stalled:
+		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and flip on this box was not running for a while (stopped, frozen or restarted) while it held it: yielding"}
+	case m.forced || m.t.Primary || m.broken == mutantBothKeep:
+		m.keptConflict = true
+		return decision{Verdict: verdictStay, Announce: true, Repoint: m.conflicts == 1,
+			Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
+	case m.conflicts < conflictConfirmChecks:
+		return decision{Verdict: verdictStay, Reason: "another box holds the VIP too: the primary keeps it; releasing when the next check sees it too"}
 	default:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP too: the primary keeps it, releasing"}
 	}
+}
+
+// noConflict records a conflict check that found no other claimant. After
+// conflictConfirmChecks of them in a row (one lost ARP reply is not the end
+// of it) the conflict is over. A box that is still active then without
+// having kept the VIP as the keeper (the other box let go first: it lost
+// its link, was cut off, or its own service failed) announces and repoints:
+// the other box may have pointed the clients and the foneBRIDGE at itself.
+func (m *machine) noConflict() decision {
+	if m.cleanChecks++; m.cleanChecks < conflictConfirmChecks {
+		return decision{Verdict: verdictStay}
+	}
+	// The hung holder a forced takeover went past no longer claims the
+	// VIP: from now on this box is like any other, or a hung box that wakes
+	// later and a primary that comes back would both keep it.
+	if m.broken != mutantForcedForever {
+		m.forced = false
+	}
+	if m.conflicts == 0 {
+		return decision{Verdict: verdictStay}
+	}
+	lost := !m.keptConflict
+	m.conflicts, m.keptConflict, m.cleanChecks = 0, false, 0
+	if m.role != roleActive || !lost || m.broken == mutantKeeperForgetsFonebridge {
+		return decision{Verdict: verdictStay}
+	}
+	return decision{Verdict: verdictStay, Announce: true, Repoint: true,
+		Reason: "the other box let go of the VIP first: announcing it and pointing the foneBRIDGE here again"}
 }
 
 // decide is the whole state machine.
@@ -216,15 +317,24 @@ func (m *machine) decide(now time.Time) decision {
 			}
 			return d
 		}
+		if m.lastAnswer.IsZero() && m.resumed {
+			// Resumed holding the VIP: the services are not starting, they
+			// run or they do not; the usual silence applies from the start.
+			if m.portClosed(now) || !now.Before(m.since.Add(m.t.DeadAfter)) {
+				return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
+					Reason: fmt.Sprintf("own service did not answer within FLIP_DEAD_AFTER (%s) of flip's start", m.t.DeadAfter)}
+			}
+			return stay("flip restarted on the active box: checking its service", next(m.refusedDeadline(m.since.Add(m.t.DeadAfter))))
+		}
 		if m.lastAnswer.IsZero() {
-			deadline := m.since.Add(m.t.StartTimeout)
+			deadline := latest(m.since.Add(m.t.StartTimeout), m.wokeAt.Add(m.t.DeadAfter))
 			if now.Before(deadline) {
 				return stay("services starting", next(deadline))
 			}
 			return decision{Verdict: verdictRelease, Cause: causeStartTimeout,
 				Reason: fmt.Sprintf("own service did not answer within FLIP_START_TIMEOUT (%s) of the takeover", m.t.StartTimeout)}
 		}
-		deadline := m.lastAnswer.Add(m.t.DeadAfter)
+		deadline := latest(m.lastAnswer, m.wokeAt).Add(m.t.DeadAfter)
 		if m.portClosed(now) {
 			return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
 				Reason: fmt.Sprintf("own service's port closed (ICMP port unreachable) for %s", now.Sub(m.refusedFrom).Round(time.Millisecond))}
@@ -236,10 +346,7 @@ func (m *machine) decide(now time.Time) decision {
 			Reason: fmt.Sprintf("own service silent for %s", now.Sub(m.lastAnswer).Round(time.Millisecond))}
 	}
 
-	silentFrom := m.since
-	if !m.lastAnswer.IsZero() {
-		silentFrom = m.lastAnswer
-	}
+	silentFrom := latest(latest(m.since, m.lastAnswer), m.wokeAt)
 	deadline := silentFrom.Add(m.t.DeadAfter)
 	if now.Before(deadline) && !m.portClosed(now) {
 		return stay("service answering", m.refusedDeadline(deadline))

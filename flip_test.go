@@ -15,6 +15,16 @@ var ftStart = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 // ftAt is the synthetic time d after the agent started.
 func ftAt(d time.Duration) time.Time { return ftStart.Add(d) }
 
+// ftMachine is a machine at ftStart in role r; an active one has just taken
+// over (newMachine's active is a restarted agent that found the VIP).
+func ftMachine(t timing, r role) *machine {
+	m := newMachine(t, ftStart, rolePassive)
+	if r == roleActive {
+		m.setRole(roleActive, ftStart, causeServiceSilent)
+	}
+	return m
+}
+
 // ftTiming is the default configuration's timing.
 func ftTiming(primary bool) timing {
 	return timing{
@@ -275,7 +285,7 @@ func TestMachineDecide(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newMachine(ftTiming(tt.primary), ftStart, tt.role)
+			m := ftMachine(ftTiming(tt.primary), tt.role)
 			if tt.events != nil {
 				tt.events(m)
 			}

@@ -257,3 +257,8 @@ func (f *foneBridge) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// followsHolder: the foneBRIDGE sends its TDMoE stream to the MAC that
+// fonulator last gave it, so the box that keeps the VIP after a split
+// brain runs fonulator again.
+func (f *foneBridge) followsHolder() bool { return true }

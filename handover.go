@@ -129,16 +129,16 @@ func (a *agent) handOver(ctx context.Context, cause, reason string) {
 		if a.busy != nil {
 			defer a.busy(a.cfg.HandoverWait)()
 		}
-		start := time.Now()
+		start := a.now()
 		mac, err := w.wait(a.cfg.HandoverWait)
-		a.ev.Phase("wait", "other box asks", time.Since(start), err)
+		a.ev.Phase("wait", "other box asks", a.now().Sub(start), err)
 		switch {
 		case err != nil:
 			a.log.Error("listening for the other box failed; releasing the VIP now", "err", err)
 		case mac == nil:
-			a.log.Warn("no box asked for the VIP within FLIP_HANDOVER_WAIT; releasing it anyway", "waited", ms(time.Since(start)))
+			a.log.Warn("no box asked for the VIP within FLIP_HANDOVER_WAIT; releasing it anyway", "waited", ms(a.now().Sub(start)))
 		default:
-			a.log.Info("the other box asked who holds the VIP; releasing it", "asker", mac.String(), "after", ms(time.Since(start)))
+			a.log.Info("the other box asked who holds the VIP; releasing it", "asker", mac.String(), "after", ms(a.now().Sub(start)))
 		}
 	})
 }

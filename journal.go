@@ -21,6 +21,13 @@ type journal struct {
 	path string
 }
 
+// journalStore keeps the journal: a file (journal) on a box, memory in
+// the simulator.
+type journalStore interface {
+	load() (journalEntry, error)
+	save(e journalEntry) error
+}
+
 // journalOp is what the box was doing or is.
 type journalOp string
 

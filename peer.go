@@ -180,7 +180,7 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 		if a.m.role != rolePassive {
 			return
 		}
-		if time.Now().Before(a.m.holdDownEnd) {
+		if a.now().Before(a.m.holdDownEnd) {
 			a.log.Warn("the other box released, but this box is held down; it takes over when the hold-down ends", "peer", m.From)
 			return
 		}
@@ -197,7 +197,7 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 			return
 		}
 		a.release(ctx, causeFailback, fmt.Sprintf("failback: the primary %s asked for the service back", m.From))
-		a.m.holdDownEnd = time.Now().Add(a.operatorHoldDown())
+		a.m.holdDownEnd = a.now().Add(a.operatorHoldDown())
 		a.tellPeerReleased()
 	}
 }
@@ -208,7 +208,7 @@ func (a *agent) checkFailback() {
 	if !a.cfg.Failback || a.peer == nil {
 		return
 	}
-	now := time.Now()
+	now := a.now()
 	if !a.m.healthyPassive(now) {
 		a.healthySince = time.Time{}
 		return

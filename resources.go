@@ -23,6 +23,14 @@ type resource interface {
 	Check(ctx context.Context) error
 }
 
+// holderFollower is a resource that points something outside the box at
+// the holder (the foneBRIDGE's TDMoE stream): the box that keeps the VIP
+// after a split brain starts it again, since the other box may have pointed
+// it at itself meanwhile.
+type holderFollower interface {
+	followsHolder() bool
+}
+
 // resourceKind tells the entries of FLIP_RESOURCES apart.
 type resourceKind int
 

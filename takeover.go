@@ -13,6 +13,9 @@ import (
 // Probe answers that arrived during the check are taken in first: the
 // service may be back.
 func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder conflictReport) {
+	if a.broken == mutantNoHolderCheck {
+		return false, holder
+	}
 	for _, v := range a.cfg.VIPs {
 		mac, err := a.findHolder(v)
 		if err != nil {
@@ -26,7 +29,7 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 		if first {
 			a.ev.Conflict(v.Addr, mac)
 		}
-		if a.m.holderSeen(time.Now()) {
+		if a.m.holderSeen(a.now()) {
 			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac.String(), "wait", a.cfg.HolderWait)
 			holder = conflictReport{vip: v, mac: mac}
 			break
@@ -36,13 +39,13 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 		}
 		return true, holder
 	}
-	a.collectProbes(time.Now())
+	a.collectProbes(a.now())
 	for {
 		select {
 		case r := <-results:
 			a.observe(r)
 		default:
-			return a.m.decide(time.Now()).Verdict != verdictTakeover, holder
+			return a.m.decide(a.now()).Verdict != verdictTakeover, holder
 		}
 	}
 }
@@ -58,7 +61,7 @@ func (a *agent) takeover(ctx context.Context, cause, reason string) {
 // interrupted takeover (journal entry prior) had already started: fonulator
 // is not run twice. VIPs and routes are always redone; that is idempotent.
 func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior journalEntry) {
-	start := time.Now()
+	start := a.now()
 	a.m.setRole(roleActive, start, cause)
 	a.log.Info("taking over", "reason", reason)
 	entry := journalEntry{Op: opTakeover, Cause: cause}
@@ -75,10 +78,10 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 		if err != nil {
 			a.log.Error("takeover failed; stopping what was started", "resource", r.Name(), "err", err)
 			a.stopAll(ctx, i)
-			a.m.setRole(rolePassive, time.Now(), causeTakeoverFailed)
-			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(time.Since(start)))
+			a.m.setRole(rolePassive, a.now(), causeTakeoverFailed)
+			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(a.now().Sub(start)))
 			a.logHoldDown()
-			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, time.Since(start))
+			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, a.now().Sub(start))
 			return
 		}
 		entry.Done = append(entry.Done, r.Name())
@@ -86,11 +89,11 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 			a.crash.after(r.Name())
 		}
 		if i == a.network-1 {
-			t := time.Now()
+			t := a.now()
 			a.announce.Start(a.cfg.VIPs)
-			a.ev.Phase("announce", "gratuitous ARP / unsolicited NA", time.Since(t), nil)
-			phases = append(phases, "announce="+ms(time.Since(t)))
-			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP / unsolicited NA", "duration", ms(time.Since(t)), "since_decision", ms(time.Since(start)))
+			a.ev.Phase("announce", "gratuitous ARP / unsolicited NA", a.now().Sub(t), nil)
+			phases = append(phases, "announce="+ms(a.now().Sub(t)))
+			a.log.Info("phase done", "action", "announce", "resource", "gratuitous ARP / unsolicited NA", "duration", ms(a.now().Sub(t)), "since_decision", ms(a.now().Sub(start)))
 			a.crash.after("announce")
 		}
 		if i >= a.network-1 {
@@ -102,8 +105,8 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 		}
 	}
 	a.record(journalEntry{Op: opActive, Cause: cause})
-	a.log.Info("takeover complete", "total", ms(time.Since(start)), "phases", strings.Join(phases, " "), "reason", reason)
-	a.ev.Transition(rolePassive, roleActive, cause, reason, true, time.Since(start))
+	a.log.Info("takeover complete", "total", ms(a.now().Sub(start)), "phases", strings.Join(phases, " "), "reason", reason)
+	a.ev.Transition(rolePassive, roleActive, cause, reason, true, a.now().Sub(start))
 }
 
 // release stops every resource right to left: services first, then routes
@@ -117,7 +120,7 @@ func (a *agent) release(ctx context.Context, cause, reason string) {
 // services have stopped and before the network resources (VIPs, routes)
 // do: the switchover's hand-over waits there (handover.go).
 func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNetwork func()) {
-	start := time.Now()
+	start := a.now()
 	a.log.Warn("releasing", "reason", reason)
 	a.record(journalEntry{Op: opRelease, Cause: cause})
 	a.announce.Stop()
@@ -128,10 +131,10 @@ func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNet
 	} else {
 		a.stopAll(ctx, len(a.resources)-1)
 	}
-	a.m.setRole(rolePassive, time.Now(), cause)
-	a.log.Info("release complete", "total", ms(time.Since(start)), "reason", reason)
+	a.m.setRole(rolePassive, a.now(), cause)
+	a.log.Info("release complete", "total", ms(a.now().Sub(start)), "reason", reason)
 	a.logHoldDown()
-	a.ev.Transition(roleActive, rolePassive, cause, reason, true, time.Since(start))
+	a.ev.Transition(roleActive, rolePassive, cause, reason, true, a.now().Sub(start))
 }
 
 // stopAll stops resources[last] down to resources[0]. A failing stop is
@@ -157,6 +160,9 @@ func (a *agent) stopRange(ctx context.Context, last, first int) {
 // record writes the journal; a failure is logged and the work goes on: a
 // missing journal only costs the restart-after-crash shortcut.
 func (a *agent) record(e journalEntry) {
+	if a.journal == nil {
+		return
+	}
 	if err := a.journal.save(e); err != nil {
 		a.log.Error("cannot write the state file", "err", err)
 	}
@@ -169,14 +175,15 @@ func (a *agent) phase(ctx context.Context, action string, r resource) (time.Dura
 	if a.busy != nil {
 		defer a.busy(a.resourceTimeout(r))()
 	}
-	t := time.Now()
+	t := a.now()
 	var err error
 	if action == "start" {
 		err = r.Start(ctx)
 	} else {
 		err = r.Stop(ctx)
 	}
-	d := time.Since(t)
+	d := a.now().Sub(t)
+	a.m.alive(a.now()) // a long phase is the agent at work, not a stall
 	a.ev.Phase(action, r.Name(), d, err)
 	if err == nil {
 		a.log.Info("phase done", "action", action, "resource", r.Name(), "duration", ms(d))
@@ -201,27 +208,27 @@ func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
 	if a.fence == nil {
 		return true
 	}
-	if time.Now().Before(a.nextFence) {
+	if a.now().Before(a.nextFence) {
 		return false
 	}
 	if a.busy != nil {
 		defer a.busy(a.cfg.FenceTimeout)()
 	}
-	t := time.Now()
+	t := a.now()
 	err := a.fence(ctx, c)
-	a.ev.Fenced(err, time.Since(t))
+	a.ev.Fenced(err, a.now().Sub(t))
 	if err != nil {
-		a.nextFence = time.Now().Add(fenceRetryDelay)
+		a.nextFence = a.now().Add(fenceRetryDelay)
 		a.log.Error("fence failed; not taking over", "vip", c.vip.Addr, "holder", c.mac.String(), "err", err, "retry_in", fenceRetryDelay)
 		return false
 	}
-	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac.String(), "duration", ms(time.Since(t)))
+	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac.String(), "duration", ms(a.now().Sub(t)))
 	return true
 }
 
 // logHoldDown says when a box that failed on its own will try again.
 func (a *agent) logHoldDown() {
-	if until := a.m.holdDownEnd; time.Now().Before(until) {
+	if until := a.m.holdDownEnd; a.now().Before(until) {
 		a.log.Warn("holding down after this box's own failure: no takeover until then", "until", until.Format(time.RFC3339), "hold_down", a.cfg.HoldDown)
 	}
 }

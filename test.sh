@@ -25,6 +25,8 @@ if ! go test -race -count=1 ./... 2>&1 | tee "$log"; then
 	fi
 fi
 rm -f "$log"
+echo "== simulation of the pair: 10,000 seeded fault schedules and the mutation table (no race detector)"
+go test -count=1 -run '^TestSimulation' -v . 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|schedules|caught by|seed [0-9]+:' || status=1
 echo "== namespace end-to-end tests"
 ./netns_test.sh || status=1
 echo "== container test (Docker Engine, FROM scratch images)"
