@@ -222,7 +222,7 @@ func (m *machine) setLink(up bool) {
 // waits for before it releases (and how many clean ones end a conflict). One more check than needed to see
 // the conflict gives the keeper, checking on its own schedule, the time to
 // see it too and announce: a loser that let go first would leave the
-// clients' neighbour entries on its MAC until they go stale (about 40 s on
+// clients' neighbour entries on its MAC until they go stale (up to about 50 s on
 // Linux). It also means one stray ARP reply never costs a release.
 const conflictConfirmChecks = 2
 
