@@ -36,9 +36,9 @@ type agent struct {
 	watchBox func(ctx context.Context, out chan<- boxChange)
 	// peer talks to the other box's agent (FLIP_PEER); nil: no channel.
 	peer *peer
-	// failback: when this primary became a healthy passive, and when it
-	// may next ask for the service back.
-	healthySince, nextFailback time.Time
+	// peerSend sends a message to the other box's agent; nil: through
+	// peer (the simulator has its own wire).
+	peerSend func(typ string) error
 	// probes is the non-blocking UDP probe (tickProbe): when set, it is
 	// used instead of probe, and its results are collected on the loop's
 	// own goroutine at each tick and before each decision.
@@ -158,12 +158,14 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 	switch entry.Op {
 	case opTakeover:
 		a.m = newMachine(a.timing(), now, rolePassive)
+		a.m.restore(entry)
 		a.m.setLink(a.linksUp())
 		a.ev.Started(rolePassive, 0)
 		a.resumeTakeover(ctx, entry)
 		return nil
 	case opRelease:
 		a.m = newMachine(a.timing(), now, roleActive)
+		a.m.restore(entry)
 		a.log.Warn("flip stopped during a release; finishing it")
 		a.ev.Started(roleActive, len(a.cfg.VIPs))
 		a.release(ctx, entry.Cause, "finishing the release interrupted by a restart")
@@ -202,6 +204,7 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 		a.announce.Start(a.cfg.VIPs)
 	}
 	a.m = newMachine(a.timing(), now, r)
+	a.m.restore(entry)
 	a.m.setLink(a.linksUp())
 	a.ev.Started(r, held)
 	a.log.Info("started", "role", r, "vips_held", held, "primary", a.cfg.Primary,
@@ -211,15 +214,17 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 
 func (a *agent) timing() timing {
 	return timing{
-		Primary:      a.cfg.Primary,
-		DeadAfter:    a.cfg.DeadAfter,
-		InitDead:     a.cfg.InitDead,
-		StartTimeout: a.cfg.StartTimeout,
-		HolderWait:   a.cfg.HolderWait,
-		HoldDown:     a.cfg.HoldDown,
-		RefusedAfter: a.cfg.RefusedAfter,
-		Tiebreaker:   len(a.cfg.Tiebreakers) > 0,
-		broken:       a.broken,
+		Primary:       a.cfg.Primary,
+		DeadAfter:     a.cfg.DeadAfter,
+		InitDead:      a.cfg.InitDead,
+		StartTimeout:  a.cfg.StartTimeout,
+		HolderWait:    a.cfg.HolderWait,
+		HoldDown:      a.cfg.HoldDown,
+		RefusedAfter:  a.cfg.RefusedAfter,
+		Tiebreaker:    len(a.cfg.Tiebreakers) > 0,
+		Failback:      a.cfg.Failback && a.hasPeer(),
+		FailbackDelay: a.cfg.FailbackDelay,
+		broken:        a.broken,
 	}
 }
 

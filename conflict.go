@@ -41,6 +41,7 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 			a.log.Warn("conflict over", "decision", d.Reason)
 			a.announce.Start(a.cfg.VIPs)
 			a.repoint(ctx)
+			a.record(journalEntry{Op: opActive})
 		}
 		return
 	}
@@ -56,6 +57,7 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 	}
 	if !d.Announce {
 		a.log.Warn("another box holds the VIP too; checking once more", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)
+		a.record(journalEntry{Op: opActive}) // the open conflict outlives a restart
 		return
 	}
 	a.log.Warn("another box claims the VIP; announcing it again", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)

@@ -151,12 +151,15 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		if a.m.role != roleActive {
 			return ctlResponse{Error: "this box is passive: nothing to release; run it on the active box"}
 		}
-		if req.Cmd == "switchover" && a.peer == nil {
+		if req.Cmd == "switchover" && !a.hasPeer() {
 			a.handOver(ctx, causeOperator, "operator: flip switchover")
 		} else {
 			a.release(ctx, causeOperator, "operator: flip "+req.Cmd)
 		}
-		a.m.holdDownEnd = a.now().Add(a.operatorHoldDown())
+		a.m.holdOff(a.now(), a.operatorHoldDown())
+		if req.Cmd == "switchover" {
+			a.m.operatorMoved()
+		}
 		a.tellPeerReleased()
 		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}
 	case "takeover":
@@ -187,7 +190,8 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 			cause = causeOperatorForced
 			note = fmt.Sprintf("forced: overrode box %s, which holds %s; this box keeps the VIP and announces it. If flip still runs on that box and it is the primary, both keep it: stop flip there (or power it off) first", mac, v.Addr)
 		}
-		a.m.holdDownEnd = time.Time{}
+		a.m.clearHoldDown()
+		a.m.operatorMoved()
 		a.takeover(ctx, cause, "operator: flip takeover")
 		if a.m.role != roleActive {
 			return ctlResponse{Error: "takeover failed; see the status and the log", Note: note}

@@ -78,6 +78,10 @@ type timing struct {
 	// for this long, at least refusedMin times, with no SIP answer since,
 	// counts as the service being down before DeadAfter. 0: off.
 	RefusedAfter time.Duration
+	// Failback: FLIP_FAILBACK on this (primary) box, and how long it must
+	// be a healthy passive before it asks (FLIP_FAILBACK_DELAY).
+	Failback      bool
+	FailbackDelay time.Duration
 	// broken is a rule broken on purpose: the simulator's mutation table
 	// only (mutation.go).
 	broken mutant
@@ -112,7 +116,8 @@ type machine struct {
 	stalled      bool      // active, and the agent did not run for a while (stopped, frozen, restarted)
 	resumed      bool      // active since the agent started: the services were started long ago
 	keptConflict bool      // this box announced as the keeper in the current conflict
-	broken       mutant    // a rule broken on purpose (simulator only)
+	fb           failbackState
+	broken       mutant // a rule broken on purpose (simulator only)
 }
 
 func newMachine(t timing, now time.Time, r role) *machine {
@@ -133,6 +138,9 @@ func (m *machine) alive(now time.Time) {
 	if now.Sub(m.lastAlive) > m.t.DeadAfter && m.broken != mutantNoStallRule {
 		m.wokeAt = now
 		m.refusedFrom, m.refusedCount = time.Time{}, 0
+		// The wait for a holder is the time a running agent watched it
+		// not release: a hung holder is judged by what this box saw.
+		m.holderSince = time.Time{}
 		if m.lastTie.Before(now) {
 			m.lastTie = now
 		}
@@ -160,6 +168,9 @@ func (m *machine) observe(r probeResult) {
 	}
 	if r.Sent.After(m.lastAnswer) {
 		m.lastAnswer = r.Sent
+	}
+	if m.role == roleActive {
+		m.failbackServed()
 	}
 	m.heardService = true
 	m.holderSince = time.Time{}
@@ -194,6 +205,7 @@ func (m *machine) observeTiebreaker(sent time.Time) {
 // setRole records a role change at now; silence is measured afresh from it.
 // A release for an own failure (cause) starts the hold-down.
 func (m *machine) setRole(r role, now time.Time, cause string) {
+	m.failbackTransition(r, cause)
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
 	m.refusedFrom, m.refusedCount = time.Time{}, 0
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeOperatorForced)
@@ -235,8 +247,11 @@ const conflictConfirmChecks = 2
 //  2. a box that took over past a hung holder keeps it and re-announces
 //     while that holder's kernel still claims it: the other box's agent is
 //     not acting (the claim stopping ends this: noConflict);
-//  3. otherwise the primary keeps it and re-announces; the other releases
-//     at its conflictConfirmChecks-th check that sees the conflict.
+//  3. otherwise the primary keeps it and re-announces, if its own service
+//     has answered since it took over (a primary that is not serving has
+//     nothing to keep: the other box may have gone past it, its agent
+//     restarting, as a hung holder); the other releases at its
+//     conflictConfirmChecks-th check that sees the conflict.
 //
 // The keeper also starts the resources that follow the holder again, once
 // per conflict: the other box may have run fonulator after this one did,
@@ -252,7 +267,7 @@ func (m *machine) conflict() decision {
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP after this box's link came back: yielding"}
 	case m.stalled:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and flip on this box was not running for a while (stopped, frozen or restarted) while it held it: yielding"}
-	case m.forced || m.t.Primary || m.broken == mutantBothKeep:
+	case m.forced || (m.t.Primary && !m.lastAnswer.IsZero()) || m.broken == mutantBothKeep:
 		m.keptConflict = true
 		return decision{Verdict: verdictStay, Announce: true, Repoint: m.conflicts == 1,
 			Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
@@ -391,6 +406,41 @@ func (m *machine) healthyPassive(now time.Time) bool {
 		!m.linkDown && !now.Before(m.holdDownEnd) &&
 		(!m.t.Tiebreaker || now.Sub(m.lastTie) < m.t.DeadAfter)
 }
+
+// memory is what the journal keeps of the machine across a restart of
+// flip: the end of a hold-down still running, whether failback is off, and
+// a conflict this box has not won.
+func (m *machine) memory(now time.Time, e *journalEntry) {
+	if now.Before(m.holdDownEnd) {
+		e.HoldDownUntil = m.holdDownEnd
+	}
+	e.FailbackOff = m.fb.failed
+	e.ConflictOpen = m.role == roleActive && m.conflicts > 0 && !m.keptConflict
+}
+
+// restore takes back what memory kept, after a restart.
+func (m *machine) restore(e journalEntry) {
+	if e.HoldDownUntil.After(m.holdDownEnd) {
+		m.holdDownEnd = e.HoldDownUntil
+	}
+	m.fb.failed = m.fb.failed || e.FailbackOff
+	if e.ConflictOpen && m.role == roleActive && m.broken != mutantKeeperForgetsFonebridge {
+		m.conflicts = 1
+	}
+}
+
+// holdOff keeps this box from taking over for d: an operator released it
+// (flip release, switchover) or the other box asked for the service back,
+// and it must not take the service straight back while the other box
+// takes over.
+func (m *machine) holdOff(now time.Time, d time.Duration) {
+	if end := now.Add(d); end.After(m.holdDownEnd) {
+		m.holdDownEnd = end
+	}
+}
+
+// clearHoldDown lets an operator's flip takeover through a hold-down.
+func (m *machine) clearHoldDown() { m.holdDownEnd = time.Time{} }
 
 // holderSeen is called when a takeover was wanted but another box still
 // answers ARP for a VIP. The passive box waits for it to release, rather than

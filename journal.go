@@ -44,6 +44,15 @@ type journalEntry struct {
 	Done  []string  `json:"done,omitempty"` // resources started (takeover) or stopped (release)
 	Cause string    `json:"cause,omitempty"`
 	At    time.Time `json:"at"`
+	// The machine's memory that must outlive a restart of flip (not a
+	// reboot: /run is cleared): a restarted flip must not take over during
+	// a hold-down, nor ask for a failback its own failure ruled out.
+	HoldDownUntil time.Time `json:"hold_down_until,omitzero"`
+	FailbackOff   bool      `json:"failback_off,omitempty"`
+	// ConflictOpen: active, in a conflict this box has not won; if it is
+	// still active when the conflict ends, it points the foneBRIDGE back
+	// (machine.noConflict), also after a restart in between.
+	ConflictOpen bool `json:"conflict_open,omitempty"`
 }
 
 func (e journalEntry) done(name string) bool { return slices.Contains(e.Done, name) }

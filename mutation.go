@@ -31,4 +31,7 @@ const (
 	// the VIP in every later conflict, also against that holder's agent
 	// once it acts again.
 	mutantForcedForever
+	// mutantFailbackForever: a primary whose own service failed asks for
+	// the service back after every hold-down (defect 3, issue 10).
+	mutantFailbackForever
 )

@@ -106,6 +106,14 @@ watch_from_vip() {
 never_holds() { ev_stays_out "$1" "$2" "${3:-}"; }
 # serving BOX: BOX holds the VIP and SIP answers through it.
 serving() { lab_holds "$1" && sip_ok; }
+# flip_heard BOX: BOX's flip has seen its SIP probes answered, the last
+# ones too (flip status): a test that then kills Asterisk knows flip saw it
+# alive, however slowly this machine ran the test until then.
+flip_heard() {
+	local s
+	s=$(ip netns exec "$(lab_ns "$1")" "$LAB_BIN/flip" status --json --socket "$LAB_DIR/$1/flip.sock" 2>/dev/null) || return 1
+	[[ $s =~ \"answered\":\ *[1-9] ]] && [[ $s =~ \"consecutive_missed\":\ *0[,}] ]]
+}
 
 # start_pair DELAY: both boxes in cold standby, Asterisk taking DELAY to
 # answer; waits until box a serves.
@@ -114,6 +122,7 @@ start_pair() {
 	lab_flip a
 	lab_flip b "${@:2}"
 	lab_wait 15 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 }
 
 # --- the tests ------------------------------------------------------------
@@ -194,6 +203,7 @@ test_cold_standby() {
 	lab_flip a FLIP_HOLD_DOWN=0
 	lab_flip b
 	lab_wait 15 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 	expect "Asterisk not running on passive b" bash -c "[ ! -f '$LAB_DIR/b/state/asterisk.pid' ]"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
 	expect "b takes over" lab_wait 3 lab_holds b

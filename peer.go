@@ -162,13 +162,24 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 	}
 }
 
+// hasPeer reports whether a peer channel is configured.
+func (a *agent) hasPeer() bool { return a.peer != nil || a.peerSend != nil }
+
+// sendPeer sends one message to the other box's agent.
+func (a *agent) sendPeer(typ string) error {
+	if a.peerSend != nil {
+		return a.peerSend(typ)
+	}
+	return a.peer.send(typ)
+}
+
 // tellPeerReleased tells the other box that this one has released
 // everything, so it takes over now instead of after FLIP_DEAD_AFTER.
 func (a *agent) tellPeerReleased() {
-	if a.peer == nil {
+	if !a.hasPeer() {
 		return
 	}
-	if err := a.peer.send(peerReleased); err != nil {
+	if err := a.sendPeer(peerReleased); err != nil {
 		a.log.Warn("cannot tell the other box; it will take over after FLIP_DEAD_AFTER", "err", err)
 	}
 }
@@ -197,31 +208,25 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 			return
 		}
 		a.release(ctx, causeFailback, fmt.Sprintf("failback: the primary %s asked for the service back", m.From))
-		a.m.holdDownEnd = a.now().Add(a.operatorHoldDown())
+		a.m.holdOff(a.now(), a.operatorHoldDown())
 		a.tellPeerReleased()
 	}
 }
 
 // checkFailback asks the active box to release once this primary has been
-// a healthy passive for FLIP_FAILBACK_DELAY; at most once per delay.
+// a healthy passive for FLIP_FAILBACK_DELAY, at most once per delay, and
+// not after a failback that failed on this box's own service
+// (machine.failbackDue).
 func (a *agent) checkFailback() {
-	if !a.cfg.Failback || a.peer == nil {
+	ask, note := a.m.failbackDue(a.now())
+	if !ask {
+		if note != "" {
+			a.log.Warn(note)
+		}
 		return
 	}
-	now := a.now()
-	if !a.m.healthyPassive(now) {
-		a.healthySince = time.Time{}
-		return
-	}
-	if a.healthySince.IsZero() {
-		a.healthySince = now
-	}
-	if now.Sub(a.healthySince) < a.cfg.FailbackDelay || now.Before(a.nextFailback) {
-		return
-	}
-	a.nextFailback = now.Add(a.cfg.FailbackDelay)
-	a.log.Info("healthy passive for FLIP_FAILBACK_DELAY; asking the active box to release for a failback", "delay", a.cfg.FailbackDelay)
-	if err := a.peer.send(peerReleaseRequest); err != nil {
+	a.log.Info(note, "delay", a.cfg.FailbackDelay)
+	if err := a.sendPeer(peerReleaseRequest); err != nil {
 		a.log.Warn("failback request not sent", "err", err)
 	}
 }

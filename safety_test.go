@@ -136,6 +136,7 @@ func TestMachineConflictRule(t *testing.T) {
 				cause = causeHolderTimeout
 			}
 			m.setRole(roleActive, ftAt(time.Second), cause)
+			m.observe(ftAnswer(1500 * ftMS)) // its service answers
 			if tt.linkLost {
 				m.setLink(false)
 				m.setLink(true)

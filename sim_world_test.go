@@ -30,7 +30,7 @@ var simVIP = vipSpec{
 // would (the invariants' bounds are derived from these, not hard-coded).
 type simTiming struct {
 	Tick, DeadAfter, RefusedAfter, InitDead, StartTimeout, HolderWait time.Duration
-	HoldDown, ConflictInterval, ServiceStart                          time.Duration
+	HoldDown, ConflictInterval, ServiceStart, FailbackDelay           time.Duration
 }
 
 var simDefaults = simTiming{
@@ -43,6 +43,7 @@ var simDefaults = simTiming{
 	HoldDown:         10 * time.Second,
 	ConflictInterval: time.Second,
 	ServiceStart:     500 * time.Millisecond, // a cold-standby Asterisk answers this long after its start
+	FailbackDelay:    5 * time.Second,
 }
 
 // simWorld is the whole simulated pair.
@@ -65,9 +66,15 @@ type simWorld struct {
 	fonebridge int
 	// fonebridgeAt: when fonulator last ran.
 	fonebridgeAt time.Time
-	trace        []string // what happened, for a failure report
-	knownGaps    int      // runs that ended in a gap flip knows it cannot close yet
-	mutant       mutant   // the rule broken on purpose (mutation table)
+	// failback: FLIP_FAILBACK on the primary, with the peer channel on
+	// both boxes (drawn per seed).
+	failback bool
+	// peerMail is what the peer channel carries to each box, read at the
+	// receiver's next tick.
+	peerMail  [2][]peerMsg
+	trace     []string // what happened, for a failure report
+	knownGaps int      // runs that ended in a gap flip knows it cannot close yet
+	mutant    mutant   // the rule broken on purpose (mutation table)
 }
 
 func newSimWorld(seed uint64, t simTiming) *simWorld {
@@ -134,11 +141,12 @@ type simService struct {
 	startedAt time.Time
 	hung      bool // running, answers nothing (deadlocked)
 	broken    bool // every start fails
+	deaf      bool // starts, never answers, and stays so after the faults stop (a broken install)
 }
 
 // answers reports whether the service answers SIP at now.
 func (s *simService) answers(now time.Time, startDelay time.Duration) bool {
-	return s.running && !s.hung && !now.Before(s.startedAt.Add(startDelay))
+	return s.running && !s.hung && !s.deaf && !now.Before(s.startedAt.Add(startDelay))
 }
 
 // memJournal is the journal in memory (FLIP_STATE_FILE in /run).
@@ -272,7 +280,7 @@ func (p *simProbe) send(now time.Time) {
 	switch {
 	case svc.answers(now, w.t.ServiceStart):
 		p.pending = append(p.pending, probeResult{Sent: now, Answered: true, Status: 200})
-	case !svc.running || now.Before(svc.startedAt.Add(w.t.ServiceStart)):
+	case !svc.running || (now.Before(svc.startedAt.Add(w.t.ServiceStart)) && !svc.deaf):
 		// Nothing listens on 5060 yet (or any more): ICMP port unreachable.
 		p.pending = append(p.pending, probeResult{Sent: now, Refused: true})
 	}
@@ -350,7 +358,7 @@ func (b *simBox) startAgent() {
 		ProbeInterval: t.Tick, DeadAfter: t.DeadAfter, RefusedAfter: t.RefusedAfter,
 		InitDead: t.InitDead, StartTimeout: t.StartTimeout, HolderWait: t.HolderWait,
 		HoldDown: t.HoldDown, ConflictInterval: t.ConflictInterval, HolderRecheck: t.Tick,
-		ResourceTO: time.Second,
+		ResourceTO: time.Second, Failback: w.failback && b.idx == 0, FailbackDelay: t.FailbackDelay,
 	}
 	log := slog.New(slog.DiscardHandler)
 	b.journal.now = w.clock
@@ -368,6 +376,15 @@ func (b *simBox) startAgent() {
 		}},
 		findHolder:      func(vipSpec) (net.HardwareAddr, error) { return w.holderSeenBy(b) },
 		resourceTimeout: func(resource) time.Duration { return time.Second },
+	}
+	if w.failback {
+		a.peerSend = func(typ string) error {
+			o := w.other(b)
+			if w.wire(b, o) && !w.lost() {
+				w.peerMail[o.idx] = append(w.peerMail[o.idx], peerMsg{Type: typ, From: "box-" + b.name})
+			}
+			return nil
+		}
 	}
 	a.resources, a.network = b.resources()
 	b.agent, b.hung, b.seenLink = a, false, b.link

@@ -27,6 +27,7 @@ func TestSplitBrainExactlyOneKeeps(t *testing.T) {
 	activeAfter := func(primary bool, cause string) *machine {
 		m := newMachine(ftTiming(primary), ftStart, rolePassive)
 		m.setRole(roleActive, ftAt(time.Second), cause)
+		m.observe(ftAnswer(1500 * ftMS)) // its service answers
 		return m
 	}
 	tests := []struct {
@@ -47,6 +48,13 @@ func TestSplitBrainExactlyOneKeeps(t *testing.T) {
 				m := activeAfter(true, causeServiceSilent)
 				m.alive(ftAt(2 * time.Second))
 				m.alive(ftAt(70 * time.Second)) // 68 s without running
+				return m
+			},
+			func() *machine { return activeAfter(false, causeHolderTimeout) }, "b"},
+		{"a primary whose own service has not answered yields to a forced box",
+			func() *machine {
+				m := newMachine(ftTiming(true), ftStart, rolePassive)
+				m.setRole(roleActive, ftAt(time.Second), causeServiceSilent)
 				return m
 			},
 			func() *machine { return activeAfter(false, causeHolderTimeout) }, "b"},
@@ -83,12 +91,27 @@ func TestSplitBrainExactlyOneKeeps(t *testing.T) {
 	}
 }
 
+// TestSplitBrainNobodyServing: when neither box's service has answered
+// since it took over (both starting in cold standby after a partition),
+// neither has anything to keep: both release, and the pair starts over
+// (the primary takes over after FLIP_DEAD_AFTER of silence).
+func TestSplitBrainNobodyServing(t *testing.T) {
+	for _, primary := range []bool{true, false} {
+		m := newMachine(ftTiming(primary), ftStart, rolePassive)
+		m.setRole(roleActive, ftAt(time.Second), causeServiceSilent)
+		if kept, d := keeps(m); kept {
+			t.Errorf("primary=%v, not serving: %+v, want release", primary, d)
+		}
+	}
+}
+
 // TestSplitBrainFoneBridgeFollowsTheKeeper: the keeper repoints the
 // foneBRIDGE once per conflict; a box left active when the other let go
 // first repoints when the conflict is over; a lost ARP reply ends nothing.
 func TestSplitBrainFoneBridgeFollowsTheKeeper(t *testing.T) {
 	keeper := newMachine(ftTiming(true), ftStart, rolePassive)
 	keeper.setRole(roleActive, ftAt(time.Second), causeServiceSilent)
+	keeper.observe(ftAnswer(1500 * ftMS))
 	if d := keeper.conflict(); !d.Announce || !d.Repoint {
 		t.Fatalf("keeper's first check: %+v, want announce and repoint", d)
 	}

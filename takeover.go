@@ -79,6 +79,7 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 			a.log.Error("takeover failed; stopping what was started", "resource", r.Name(), "err", err)
 			a.stopAll(ctx, i)
 			a.m.setRole(rolePassive, a.now(), causeTakeoverFailed)
+			a.record(journalEntry{Op: opPassive}) // with the hold-down
 			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(a.now().Sub(start)))
 			a.logHoldDown()
 			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, a.now().Sub(start))
@@ -132,6 +133,7 @@ func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNet
 		a.stopAll(ctx, len(a.resources)-1)
 	}
 	a.m.setRole(rolePassive, a.now(), cause)
+	a.record(journalEntry{Op: opPassive}) // with the hold-down
 	a.log.Info("release complete", "total", ms(a.now().Sub(start)), "reason", reason)
 	a.logHoldDown()
 	a.ev.Transition(roleActive, rolePassive, cause, reason, true, a.now().Sub(start))
@@ -162,6 +164,9 @@ func (a *agent) stopRange(ctx context.Context, last, first int) {
 func (a *agent) record(e journalEntry) {
 	if a.journal == nil {
 		return
+	}
+	if a.m != nil {
+		a.m.memory(a.now(), &e)
 	}
 	if err := a.journal.save(e); err != nil {
 		a.log.Error("cannot write the state file", "err", err)

@@ -93,6 +93,7 @@ test_ipv6_probes_over_ipv6() {
 	expect "b probes over IPv6 too" log_has b "source=${LAB_ADDR6[b]}"
 	expect "b's probes reach a's Asterisk over IPv6" lab_wait 3 grep -q "from \\[${LAB_ADDR6[b]}\\]:" "$LAB_DIR/a/state/asterisk.log"
 	expect "a's IPv6 connected route has src = VIP" test "$(lab_route_src6 a)" = "$LAB_VIP6"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 	lab_log "kill Asterisk on a"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
 	expect "a releases" lab_wait 3 log_has a 'msg="release complete"'
@@ -150,7 +151,8 @@ ipv6_lab() {
 }
 ipv6_serving() {
 	lab_wait 15 serving6 a || fail "box a did not start serving over IPv6"
-	sleep 1
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
 }
 
 # Switchover of an IPv6-only pair without the peer channel: a keeps the

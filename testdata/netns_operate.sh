@@ -60,7 +60,7 @@ test_probe_over_tcp() {
 	lab_flip a FLIP_PROBE_TRANSPORT=tcp
 	lab_flip b FLIP_PROBE_TRANSPORT=tcp
 	lab_wait 10 serving a || fail "box a did not start serving"
-	sleep 1
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 	expect "a is active over TCP probes" bash -c "! grep -q releasing '$LAB_DIR/a/flip.log'"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
 	expect "a releases on the refused connection" lab_wait 3 log_has a "releasing.*port closed"
@@ -78,7 +78,7 @@ test_switchover_with_peer() {
 	# shellcheck disable=SC2046
 	lab_flip b $(peer_env b)
 	lab_wait 10 serving a || fail "box a did not start serving"
-	sleep 1
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
 	expect "switchover exits 0" test $? = 0
 	sed -n 's/^outage: /    switchover outage (peer channel): /p' "$LAB_DIR/a/switchover.txt"
@@ -106,6 +106,7 @@ test_systemd_notify() {
 	lab_flip b
 	expect "READY=1 with the role at the start" lab_wait 5 grep -q 'READY=1|STATUS=passive, 0 VIPs held' "$msgs"
 	expect "STATUS on the takeover" lab_wait 10 grep -q 'STATUS=active: took over' "$msgs"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 	local before after
 	before=$(grep -c 'WATCHDOG=1' "$msgs")
 	sleep 3

@@ -48,7 +48,8 @@ hot_pair() {
 	lab_flip a "$@"
 	lab_flip b "$@"
 	lab_wait 10 serving a || fail "box a did not start serving"
-	sleep 1
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
 }
 
 # 3.1 Packet loss does not flip: 10 % each way on both boxes and the client.
@@ -239,6 +240,7 @@ test_crash_during_release() {
 	lab_flip a FLIP_DEBUG_CRASH_AFTER=stop:asterisk
 	lab_flip b
 	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
 	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
 	expect "flip killed itself during the release" lab_wait 5 bash -c "! kill -0 ${LAB_FLIP_PID[a]} 2>/dev/null"
 	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
