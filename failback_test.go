@@ -85,7 +85,7 @@ func TestMachineMemoryOutlivesARestart(t *testing.T) {
 	m.setRole(rolePassive, ftAt(2*time.Second), causeOwnServiceSilent)
 	var e journalEntry
 	m.memory(ftAt(3*time.Second), &e)
-	if !e.HoldDownUntil.Equal(ftAt(2*time.Second + m.t.HoldDown)) || !e.FailbackOff {
+	if !e.HoldDownUntil.Equal(ftAt(2*time.Second+m.t.HoldDown)) || !e.FailbackOff {
 		t.Fatalf("journal memory %+v, want the hold-down's end and failback off", e)
 	}
 	r := newMachine(m.t, ftAt(4*time.Second), rolePassive)
