@@ -159,7 +159,7 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 	case opTakeover:
 		a.m = newMachine(a.timing(), now, rolePassive)
 		a.m.restore(entry)
-		a.m.setLink(a.linksUp())
+		a.m.setLink(a.linksUp(), now)
 		a.ev.Started(rolePassive, 0)
 		a.resumeTakeover(ctx, entry)
 		return nil
@@ -169,7 +169,7 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 		a.log.Warn("flip stopped during a release; finishing it")
 		a.ev.Started(roleActive, len(a.cfg.VIPs))
 		a.release(ctx, entry.Cause, "finishing the release interrupted by a restart")
-		a.m.setLink(a.linksUp())
+		a.m.setLink(a.linksUp(), now)
 		return nil
 	}
 	held := 0
@@ -205,7 +205,7 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 	}
 	a.m = newMachine(a.timing(), now, r)
 	a.m.restore(entry)
-	a.m.setLink(a.linksUp())
+	a.m.setLink(a.linksUp(), now)
 	a.ev.Started(r, held)
 	a.log.Info("started", "role", r, "vips_held", held, "primary", a.cfg.Primary,
 		"probe_target", a.cfg.ProbeTarget, "source", a.cfg.Source)
@@ -391,9 +391,9 @@ func (a *agent) observe(r probeResult) {
 // resumeTakeover decides about a takeover that a restart interrupted. It
 // is never finished blind: another box may have taken over meanwhile. The
 // wire is asked first, as before any takeover: if another box holds a VIP,
-// the takeover is abandoned (its network part and the services it started
-// are stopped again, right to left); if none does, it is finished without
-// doing twice what was done (fonulator).
+// the takeover is abandoned (every resource is stopped again, right to
+// left); if none does, it is finished without doing twice what was done
+// (fonulator).
 func (a *agent) resumeTakeover(ctx context.Context, prior journalEntry) {
 	if a.broken != mutantResumeBlind {
 		for _, v := range a.cfg.VIPs {
@@ -403,17 +403,18 @@ func (a *agent) resumeTakeover(ctx context.Context, prior journalEntry) {
 			}
 			a.log.Warn("flip stopped during a takeover; another box holds the VIP (or the wire cannot be asked): abandoning it",
 				"vip", v.Addr, "holder", fmt.Sprint(mac), "err", err, "done_before", prior.Done)
-			for i := len(a.resources) - 1; i >= 0; i-- {
-				if i < a.network || prior.done(a.resources[i].Name()) {
-					if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
-						a.log.Error("stop failed while abandoning the takeover", "resource", a.resources[i].Name(), "err", err)
-					}
-				}
-			}
-			a.record(journalEntry{Op: opPassive})
+			// Every resource, right to left, also those the journal does
+			// not list as done: flip may have died inside a step that took
+			// effect (Asterisk started, not yet recorded). A passive box
+			// runs none of them.
+			a.stopAll(ctx, len(a.resources)-1)
 			return
 		}
 	}
 	a.log.Warn("flip stopped during a takeover; no other box holds the VIP: finishing it", "done_before", prior.Done)
 	a.takeoverFrom(ctx, prior.Cause, "finishing the takeover interrupted by a restart", prior)
+	// The box held a VIP while its flip was not running: the other box may
+	// be going past it as a hung holder right now, so in a conflict this
+	// box yields, like any box that resumes holding the VIP.
+	a.m.resumedHolding()
 }

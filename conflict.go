@@ -89,7 +89,7 @@ func (a *agent) onChange(ctx context.Context, c boxChange, conflicts chan<- conf
 	case changeLinkDown, changeLinkUp:
 		up := a.linksUp()
 		wasLost := a.m.linkLost
-		a.m.setLink(up)
+		a.m.setLink(up, a.now())
 		a.log.Info("link changed", "iface", c.iface, "all_vip_links_up", up, "role", a.m.role)
 		if up && wasLost {
 			// Back from being cut off: ask at once whether someone else

@@ -106,7 +106,9 @@ func TestMachineMemoryOutlivesARestart(t *testing.T) {
 	}
 	b := newMachine(ftTiming(false), ftAt(3*time.Second), roleActive)
 	b.restore(c)
-	b.noConflict()
+	for i := 1; i < conflictEndChecks; i++ {
+		b.noConflict()
+	}
 	if d := b.noConflict(); !d.Repoint {
 		t.Fatalf("restarted box, conflict over: %+v, want repoint", d)
 	}

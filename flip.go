@@ -151,6 +151,15 @@ func (m *machine) alive(now time.Time) {
 	m.lastAlive = now
 }
 
+// resumedHolding marks an active box whose flip was not running for a
+// while as it held the VIP (a restart finished a journalled takeover): in a
+// conflict it yields.
+func (m *machine) resumedHolding() {
+	if m.role == roleActive && m.broken != mutantNoStallRule {
+		m.stalled = true
+	}
+}
+
 // latest is the later of two times.
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -222,21 +231,33 @@ func ownFailure(cause string) bool {
 
 // setLink records whether every VIP interface has its link. Losing it while
 // active is remembered: the box may have been cut off while the other took
-// over, and must check before it keeps the address.
-func (m *machine) setLink(up bool) {
-	m.linkDown = !up
+// over, and must check before it keeps the address. While the link is down
+// this box sees nothing, so silence and the wait for a holder are measured
+// afresh when it comes back, as after a stall (alive).
+func (m *machine) setLink(up bool, now time.Time) {
 	if !up && m.role == roleActive {
 		m.linkLost = true
 	}
+	if m.linkDown && up && m.broken != mutantNoStallRule {
+		m.wokeAt = now
+		m.refusedFrom, m.refusedCount = time.Time{}, 0
+		m.holderSince = time.Time{}
+	}
+	m.linkDown = !up
 }
 
 // conflictConfirmChecks is how many conflict checks the box that yields
-// waits for before it releases (and how many clean ones end a conflict). One more check than needed to see
+// waits for before it releases. One more check than needed to see
 // the conflict gives the keeper, checking on its own schedule, the time to
 // see it too and announce: a loser that let go first would leave the
 // clients' neighbour entries on its MAC until they go stale (up to about 50 s on
 // Linux). It also means one stray ARP reply never costs a release.
 const conflictConfirmChecks = 2
+
+// conflictEndChecks is how many conflict checks in a row must find no other
+// claimant before a conflict is over: a lost ARP reply or two (loss on the
+// LAN) is not the other box letting go.
+const conflictEndChecks = 3
 
 // conflict decides what an active box does when another MAC claims one of
 // its VIPs (split brain). The rule, the same on both boxes so that exactly
@@ -268,8 +289,9 @@ func (m *machine) conflict() decision {
 	case m.stalled:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and flip on this box was not running for a while (stopped, frozen or restarted) while it held it: yielding"}
 	case m.forced || (m.t.Primary && !m.lastAnswer.IsZero()) || m.broken == mutantBothKeep:
+		first := !m.keptConflict // the first check of this conflict at which this box keeps
 		m.keptConflict = true
-		return decision{Verdict: verdictStay, Announce: true, Repoint: m.conflicts == 1,
+		return decision{Verdict: verdictStay, Announce: true, Repoint: first,
 			Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
 	case m.conflicts < conflictConfirmChecks:
 		return decision{Verdict: verdictStay, Reason: "another box holds the VIP too: the primary keeps it; releasing when the next check sees it too"}
@@ -279,13 +301,12 @@ func (m *machine) conflict() decision {
 }
 
 // noConflict records a conflict check that found no other claimant. After
-// conflictConfirmChecks of them in a row (one lost ARP reply is not the end
-// of it) the conflict is over. A box that is still active then without
+// conflictEndChecks of them in a row the conflict is over. A box that is still active then without
 // having kept the VIP as the keeper (the other box let go first: it lost
 // its link, was cut off, or its own service failed) announces and repoints:
 // the other box may have pointed the clients and the foneBRIDGE at itself.
 func (m *machine) noConflict() decision {
-	if m.cleanChecks++; m.cleanChecks < conflictConfirmChecks {
+	if m.cleanChecks++; m.cleanChecks < conflictEndChecks {
 		return decision{Verdict: verdictStay}
 	}
 	// The hung holder a forced takeover went past no longer claims the

@@ -34,4 +34,7 @@ const (
 	// mutantFailbackForever: a primary whose own service failed asks for
 	// the service back after every hold-down (defect 3, issue 10).
 	mutantFailbackForever
+	// mutantTermCutsPhases: SIGTERM cancels the step under way and the
+	// rollback's stops (defect 4, issue 10).
+	mutantTermCutsPhases
 )

@@ -114,7 +114,7 @@ func TestMachineHealthyPassive(t *testing.T) {
 	if m.healthyPassive(ftAt(7 * time.Second)) {
 		t.Fatal("healthy after 2 s of silence")
 	}
-	m.setLink(false)
+	m.setLink(false, ftStart)
 	if m.healthyPassive(ftAt(5 * time.Second)) {
 		t.Fatal("healthy without a link")
 	}

@@ -138,8 +138,8 @@ func TestMachineConflictRule(t *testing.T) {
 			m.setRole(roleActive, ftAt(time.Second), cause)
 			m.observe(ftAnswer(1500 * ftMS)) // its service answers
 			if tt.linkLost {
-				m.setLink(false)
-				m.setLink(true)
+				m.setLink(false, ftStart)
+				m.setLink(true, ftStart)
 			}
 			d := m.conflict()
 			for i := 1; i < conflictConfirmChecks && d.Verdict == verdictStay && !d.Announce; i++ {
@@ -163,20 +163,20 @@ func TestMachineConflictRule(t *testing.T) {
 // link loss of an active box is remembered until its next role change.
 func TestMachineLinkDown(t *testing.T) {
 	m := newMachine(ftTiming(true), ftStart, rolePassive)
-	m.setLink(false)
+	m.setLink(false, ftStart)
 	if d := m.decide(ftAt(5 * time.Second)); d.Verdict != verdictStay || !strings.Contains(d.Reason, "no link") {
 		t.Fatalf("link down: verdict %d (%s), want stay", d.Verdict, d.Reason)
 	}
 	if m.linkLost {
 		t.Fatal("a passive box's link loss must not count as an active box cut off")
 	}
-	m.setLink(true)
+	m.setLink(true, ftStart)
 	if d := m.decide(ftAt(5 * time.Second)); d.Verdict != verdictTakeover {
 		t.Fatalf("link back: verdict %d (%s), want takeover", d.Verdict, d.Reason)
 	}
 	m.setRole(roleActive, ftAt(5*time.Second), causeServiceSilent)
-	m.setLink(false)
-	m.setLink(true)
+	m.setLink(false, ftStart)
+	m.setLink(true, ftStart)
 	if !m.linkLost {
 		t.Fatal("active box lost its link: not remembered")
 	}

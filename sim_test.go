@@ -57,12 +57,13 @@ const (
 	faultHeal                             // and forwards again
 	faultLoss                             // 0–20 % loss on every packet
 	faultServiceDeaf                      // Asterisk starts but never answers, also after the faults stop
+	faultTermMidStep                      // SIGTERM reaches flip while one resource step runs
 	numFaultKinds
 )
 
 var faultNames = [...]string{"power off", "power on", "kill flip", "kill flip mid-step", "restart flip",
 	"SIGSTOP flip", "SIGCONT flip", "Asterisk crashes", "Asterisk hangs", "Asterisk breaks",
-	"Asterisk mended", "link down", "link up", "partition", "heal", "loss", "Asterisk deaf for good"}
+	"Asterisk mended", "link down", "link up", "partition", "heal", "loss", "Asterisk deaf for good", "SIGTERM mid-step"}
 
 type simFault struct {
 	at   time.Duration
@@ -76,8 +77,8 @@ func (f simFault) String() string {
 	if f.kind == faultLoss {
 		s = fmt.Sprintf("loss %d %%", f.arg)
 	}
-	if f.kind == faultKillMidStep {
-		s += " after " + simSteps[f.arg]
+	if f.kind == faultKillMidStep || f.kind == faultTermMidStep {
+		s += " during " + simSteps[f.arg]
 	}
 	return s
 }
@@ -113,7 +114,7 @@ func (w *simWorld) drawSchedule() []simFault {
 		switch f.kind {
 		case faultLoss:
 			f.arg = w.rnd.IntN(21)
-		case faultKillMidStep:
+		case faultKillMidStep, faultTermMidStep:
 			f.arg = w.rnd.IntN(len(simSteps))
 		}
 		out = append(out, f)
@@ -144,7 +145,7 @@ func (w *simWorld) apply(f simFault) {
 			b.startAgent()
 		}
 	case faultKill:
-		b.agent = nil
+		b.agent, b.termAt = nil, ""
 	case faultKillMidStep:
 		if b.powered {
 			b.crashAt = simSteps[f.arg]
@@ -177,6 +178,10 @@ func (w *simWorld) apply(f simFault) {
 		w.lossPct = f.arg
 	case faultServiceDeaf:
 		b.svc.deaf = true
+	case faultTermMidStep:
+		if b.powered {
+			b.termAt = simSteps[f.arg]
+		}
 	}
 }
 
@@ -187,7 +192,7 @@ func (w *simWorld) stopFaults() {
 	w.logf("faults stop")
 	w.partition, w.lossPct = false, 0
 	for _, b := range w.boxes {
-		b.crashAt = ""
+		b.crashAt, b.termAt = "", ""
 		b.svc.broken, b.svc.hung = false, false
 		b.hung = false
 		if !b.powered {
@@ -208,13 +213,13 @@ func (w *simWorld) stopFaults() {
 // changes, collects its probes and decides (agent.step), checks for a
 // conflict every FLIP_CONFLICT_INTERVAL, and sends its next probe.
 func (w *simWorld) step(tick int) {
-	ctx := context.Background()
 	perConflict := int(w.t.ConflictInterval / w.t.Tick)
 	for _, i := range w.rnd.Perm(2) {
 		b := w.boxes[i]
 		if b.agent == nil || b.hung || !b.powered {
 			continue
 		}
+		ctx := b.ctx
 		b.guard(func() {
 			a := b.agent
 			mail := w.peerMail[i]
@@ -240,6 +245,10 @@ func (w *simWorld) step(tick int) {
 			}
 			a.probes.send(w.now) // the probe of its own VIP needs no link
 		})
+		if b.agent != nil && b.ctx.Err() != nil {
+			w.logf("%s: flip stopped (SIGTERM), box left as it is", b.name)
+			b.agent = nil
+		}
 	}
 }
 
@@ -264,7 +273,13 @@ type simResult struct {
 }
 
 // runSim runs one seed to the end, or to its first violation.
-func runSim(seed uint64, t simTiming, m mutant) (res simResult) {
+func runSim(seed uint64, t simTiming, m mutant) simResult {
+	return runSimSchedule(seed, t, m, nil)
+}
+
+// runSimSchedule runs one seed with a given fault schedule (nil: drawn
+// from the seed).
+func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault) (res simResult) {
 	w := newSimWorld(seed, t)
 	w.mutant = m
 	res.seed = seed
@@ -279,6 +294,9 @@ func runSim(seed uint64, t simTiming, m mutant) (res simResult) {
 		}
 	}()
 	res.schedule = w.drawSchedule()
+	if schedule != nil {
+		res.schedule = schedule
+	}
 	w.failback = w.rnd.IntN(2) == 0
 	if w.failback {
 		w.logf("FLIP_FAILBACK=true on a, peer channel on both")
@@ -393,11 +411,14 @@ func (w *simWorld) checkSettled() {
 		w.violate("never none: %s holds the VIP but its flip is not active", h.name)
 	case !h.svc.answers(w.now, w.t.ServiceStart):
 		w.violate("never none: %s holds the VIP but its service does not answer", h.name)
-	case w.fonebridge != h.idx && h.conflictAt.Before(w.fonebridgeAt):
+	case w.other(h).svc.running && w.other(h).powered && w.other(h).agent != nil:
+		w.violate("cold standby: %s is passive but its Asterisk runs", w.other(h).name)
+	case w.fonebridge != h.idx && (h.conflictAt.Before(w.fonebridgeAt) || w.fonebridgeLossy):
 		// Known gap, counted: the other box ran fonulator while this one
-		// held the VIP out of its view (a partition, loss), and let go
-		// before this one ever saw it claim the VIP. Nothing tells the
-		// holder; the peer heartbeats (issue 11) will.
+		// held the VIP out of its view (a partition), or on a view that
+		// loss made wrong (its conflict checks lost ARP replies three
+		// times in a row), and let go; nothing tells the holder. The
+		// peer heartbeats (issue 11) will.
 		w.knownGaps++
 	case w.fonebridge != h.idx:
 		w.violate("the foneBRIDGE follows the holder: %s holds the VIP, fonulator last pointed it at box %d", h.name, w.fonebridge)

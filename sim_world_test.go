@@ -64,8 +64,10 @@ type simWorld struct {
 	clientStale time.Time
 	// fonebridge is the box fonulator last pointed the foneBRIDGE at (-1).
 	fonebridge int
-	// fonebridgeAt: when fonulator last ran.
-	fonebridgeAt time.Time
+	// fonebridgeAt: when fonulator last ran; fonebridgeLossy: with loss
+	// on the wire, which can make a box act on a wrong view (checkSettled).
+	fonebridgeAt    time.Time
+	fonebridgeLossy bool
 	// failback: FLIP_FAILBACK on the primary, with the peer channel on
 	// both boxes (drawn per seed).
 	failback bool
@@ -126,6 +128,11 @@ type simBox struct {
 	// crashAt: flip is killed (-9) right after this resource's start or
 	// stop (the FLIP_DEBUG_CRASH_AFTER of the namespace tests); "" none.
 	crashAt string
+	// termAt: SIGTERM reaches flip while this step runs; "" none.
+	termAt string
+	// stop is SIGTERM for the running agent: it cancels the agent's context.
+	stop context.CancelFunc
+	ctx  context.Context
 	// holdDownUntil: the box failed on its own; it must not take the VIP
 	// before this (checked by the no-ping-pong invariant).
 	holdDownUntil time.Time
@@ -167,8 +174,14 @@ func (j *memJournal) save(e journalEntry) error {
 // world): what it had done stays done, the rest never happens.
 type simKilled struct{}
 
-// crashPoint kills flip on box b if it is armed for step.
+// crashPoint kills flip on box b if it is armed for step, or sends it
+// SIGTERM.
 func (b *simBox) crashPoint(step string) {
+	if b.termAt != "" && b.termAt == step {
+		b.termAt = ""
+		b.w.logf("%s: SIGTERM while %s runs", b.name, step)
+		b.stop()
+	}
 	if b.crashAt != "" && b.crashAt == step {
 		b.crashAt = ""
 		panic(simKilled{})
@@ -203,12 +216,24 @@ type simStep struct {
 }
 
 func (r *simStep) Name() string { return r.name }
-func (r *simStep) Start(context.Context) error {
+
+// Start does the step's work, then fails if its context was cancelled
+// meanwhile: a command killed half-way whose effect went on (systemctl
+// start carries on inside systemd).
+func (r *simStep) Start(ctx context.Context) error {
 	err := r.start()
 	r.b.crashPoint(r.name)
+	if err == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
 	return err
 }
-func (r *simStep) Stop(context.Context) error {
+
+// Stop fails at once, doing nothing, on a cancelled context.
+func (r *simStep) Stop(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	r.stop()
 	r.b.crashPoint("stop:" + r.name)
 	return nil
@@ -237,7 +262,7 @@ func (b *simBox) resources() ([]resource, int) {
 	w := b.w
 	fonebridge := &simStep{b: b, name: "fonebridge",
 		start: func() error {
-			w.fonebridge, w.fonebridgeAt = b.idx, w.now
+			w.fonebridge, w.fonebridgeAt, w.fonebridgeLossy = b.idx, w.now, w.lossPct > 0
 			w.logf("%s: fonulator points the foneBRIDGE at %s", b.name, b.name)
 			return nil
 		},
@@ -388,9 +413,10 @@ func (b *simBox) startAgent() {
 	}
 	a.resources, a.network = b.resources()
 	b.agent, b.hung, b.seenLink = a, false, b.link
+	b.ctx, b.stop = context.WithCancel(context.Background())
 	w.logf("%s: flip starts (VIP held: %v, journal: %s)", b.name, b.vip, b.journal.e.Op)
 	b.guard(func() {
-		if err := a.resume(context.Background(), w.now); err != nil {
+		if err := a.resume(b.ctx, w.now); err != nil {
 			w.violate("%s: resume failed: %v", b.name, err)
 		}
 	})

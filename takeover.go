@@ -68,6 +68,14 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 	a.record(entry)
 	var phases []string
 	for i, r := range a.resources {
+		if ctx.Err() != nil && a.broken != mutantTermCutsPhases {
+			// flip is stopping (SIGTERM): the box is left as it is, the
+			// journal saying how far the takeover got; the next start asks
+			// the wire and finishes it or abandons it (resumeTakeover).
+			a.log.Warn("flip is stopping during a takeover; the box is left as it is, the next start finishes or abandons it",
+				"done", entry.Done, "total", ms(a.now().Sub(start)))
+			return
+		}
 		if i >= a.network && prior.done(r.Name()) {
 			a.log.Info("phase already done before the restart", "action", "start", "resource", r.Name())
 			entry.Done = append(entry.Done, r.Name())
@@ -175,6 +183,13 @@ func (a *agent) record(e journalEntry) {
 
 // phase runs one start or stop with its timeout and logs its duration.
 func (a *agent) phase(ctx context.Context, action string, r resource) (time.Duration, error) {
+	if a.broken != mutantTermCutsPhases {
+		// SIGTERM never cuts a step short: a start killed half-way
+		// (systemctl carries on, fonulator leaves the spans down) and a
+		// stop that fails at once are worse than waiting for the step's
+		// own timeout. takeoverFrom stops between steps instead.
+		ctx = context.WithoutCancel(ctx)
+	}
 	ctx, cancel := context.WithTimeout(ctx, a.resourceTimeout(r))
 	defer cancel()
 	if a.busy != nil {

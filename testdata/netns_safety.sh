@@ -253,6 +253,36 @@ test_crash_during_release() {
 	expect "exactly one holder at the end" lab_wait 5 only_holder b
 }
 
+# 3.5c Issue 10, defect 1, end to end: an admin stops flip on the active
+# primary (SIGTERM leaves the VIP) and its Asterisk stays down past
+# FLIP_HOLDER_WAIT; b takes over past the "hung" holder. Then Asterisk and
+# flip come back on a: a resumes holding the VIP, and before the fix both
+# kept it for ever. Now a, whose flip was not running, yields.
+test_split_brain_after_restart() {
+	hot_pair FLIP_HOLDER_WAIT=3s
+	kill -TERM "${LAB_FLIP_PID[a]}"
+	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "b takes over past a's kernel after FLIP_HOLDER_WAIT" lab_wait 10 log_has b 'holder did not release within FLIP_HOLDER_WAIT'
+	expect "b holds the VIP" lab_wait 5 lab_holds b
+	expect "both hold it (a's kernel still has it)" test "$(lab_holders)" = "a b"
+	lab_log "Asterisk and flip back on a"
+	lab_standin a
+	local back
+	back=$(ev_now)
+	lab_flip a FLIP_HOLDER_WAIT=3s
+	expect "a resumes as active (it holds the VIP)" lab_wait 5 log_has a 'role=active vips_held=1'
+	expect "a yields: its flip was not running while it held the VIP" lab_wait 10 log_has a 'releasing.*was not running for a while'
+	expect "exactly one holder, b" lab_wait 5 only_holder b
+	local gone
+	gone=$(ev_last a del)
+	echo "    a let go $((gone - back)) ms after its flip started again"
+	expect "a let go after its flip came back, not before" ev_after "$gone" "$back"
+	expect "and stays out (watched 3 s)" never_holds a 3
+	expect "client's neighbour entry on b" lab_wait 5 neigh_is b
+	expect "SIP answers through the VIP" lab_wait 5 sip_ok
+}
+
 PEER_KEY=flip-test-peer-key-0123456789
 peer_env() { # peer_env BOX: the peer channel settings for BOX
 	local other=b
@@ -291,4 +321,4 @@ test_failback() {
 	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
 }
 
-SAFETY_TESTS="failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+SAFETY_TESTS="split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
