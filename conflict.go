@@ -119,31 +119,19 @@ func (a *agent) repairDrift() {
 	}
 	t := a.now()
 	repaired := false
-	for _, v := range a.cfg.VIPs {
-		held, err := a.addrs.Query(v)
-		if err != nil || held {
+	// The network resources know how to check and redo themselves: a VIP
+	// that is gone, a connected route whose src is no longer the VIP.
+	for _, r := range a.resources[:a.network] {
+		problem := r.Check(context.Background())
+		if problem == nil {
 			continue
 		}
-		a.log.Warn("VIP was removed from the active box by someone else; putting it back", "vip", v.Prefix, "iface", v.Iface)
-		if err := a.addrs.Configure(v); err != nil {
-			a.log.Error("cannot put the VIP back", "vip", v.Prefix, "err", err)
+		a.log.Warn("changed by someone else on the active box; putting it back", "resource", r.Name(), "problem", problem)
+		if err := r.Start(context.Background()); err != nil {
+			a.log.Error("cannot put it back", "resource", r.Name(), "err", err)
 			continue
 		}
 		repaired = true
-	}
-	for _, r := range a.resources[:a.network] {
-		rt, ok := r.(*routesResource)
-		if !ok {
-			continue
-		}
-		if err := rt.Check(context.Background()); err != nil {
-			a.log.Warn("route src changed by someone else; setting it back", "problem", err)
-			if err := rt.Start(context.Background()); err != nil {
-				a.log.Error("cannot set the route src back", "err", err)
-				continue
-			}
-			repaired = true
-		}
 	}
 	if repaired {
 		a.announce.Start(a.cfg.VIPs)

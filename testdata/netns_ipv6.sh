@@ -111,9 +111,9 @@ test_ipv6_probes_over_ipv6() {
 	# route); flip puts the VIP back and sets the src again.
 	lab_log "delete the IPv6 VIP on b behind flip's back"
 	lab_exec b ip addr del "$LAB_VIP6/64" dev eth0
-	expect "b puts the IPv6 VIP back" lab_wait 2 log_has b 'VIP was removed from the active box by someone else'
+	expect "b puts the IPv6 VIP back" lab_wait 2 log_has b "changed by someone else on the active box.*resource=$LAB_VIP6/64"
 	expect "b holds the IPv6 VIP again" lab_wait 2 lab_holds6 b
-	expect "b set the cleared route src back" lab_wait 2 log_has b 'route src changed by someone else'
+	expect "b set the cleared route src back" lab_wait 2 log_has b 'changed by someone else on the active box.*resource=routes'
 	expect "b's IPv6 route src is the VIP again" lab_wait 2 bash -c "[ \"\$(ip netns exec $(lab_ns b) ip -6 route show $LAB_SUBNET6 dev eth0 proto kernel | grep -o 'src [0-9a-f:]*')\" = 'src $LAB_VIP6' ]"
 	expect "SIP still answers over IPv6" lab_wait 5 lab_sipp6
 }

@@ -198,10 +198,10 @@ test_drift_repaired() {
 	lab_exec a ip addr del "$LAB_VIP/24" dev eth0
 	expect "VIP put back" lab_wait 5 lab_holds a
 	expect "connected route back with src = VIP" lab_wait 5 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
-	expect "repair logged" log_has a 'VIP was removed from the active box by someone else'
+	expect "repair logged" log_has a "changed by someone else on the active box.*resource=$LAB_VIP/24 problem=.VIP $LAB_VIP is not on eth0"
 	lab_exec a ip route change "$LAB_SUBNET" dev eth0 proto kernel scope link src "${LAB_ADDR[a]}"
 	expect "route src set back to the VIP" lab_wait 5 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src $LAB_VIP' ]"
-	expect "route repair logged" log_has a 'route src changed by someone else'
+	expect "route repair logged" log_has a 'changed by someone else on the active box.*resource=routes'
 	expect "re-announced" log_has a 'repaired the active box'
 	expect "SIP answers" sip_ok
 	expect "b never took over" bash -c "! grep -q 'taking over' '$LAB_DIR/b/flip.log'"
