@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Go tests of the agent with fakes: each builds a real agent whose box and
+// wire are fakes (fakeStep resources, a fixed holder on the wire, an
+// in-memory journal), drives one handler, and checks what it did to the
+// box, in order, and what it logged.
+
+// fakeStep is a resource that records its starts and stops, can fail its
+// start, and can report drift.
+type fakeStep struct {
+	name    string
+	steps   *[]string
+	failErr error // Start returns it
+	drift   error // Check returns it until the next Start
+	follows bool  // a holderFollower (the foneBRIDGE)
+}
+
+func (s *fakeStep) Name() string { return s.name }
+func (s *fakeStep) Start(context.Context) error {
+	*s.steps = append(*s.steps, "start "+s.name)
+	s.drift = nil
+	return s.failErr
+}
+func (s *fakeStep) Stop(context.Context) error {
+	*s.steps = append(*s.steps, "stop "+s.name)
+	return nil
+}
+func (s *fakeStep) Check(context.Context) error { return s.drift }
+func (s *fakeStep) followsHolder() bool         { return s.follows }
+
+// fakeAgent is an agent on a fake box: resources vip, routes (network),
+// fonebridge, asterisk; holder is what the wire answers to a holder
+// check; the clock stands still at ftStart unless the test moves it.
+type fakeAgent struct {
+	*agent
+	steps     []string
+	res       map[string]*fakeStep
+	holder    net.HardwareAddr
+	announced int
+	logs      bytes.Buffer
+	journal   memJournal
+	sent      []string // peer messages
+	now       time.Time
+}
+
+func newFakeAgent(t *testing.T, primary bool) *fakeAgent {
+	t.Helper()
+	f := &fakeAgent{res: map[string]*fakeStep{}, now: ftStart}
+	log := slog.New(slog.NewTextHandler(&f.logs, nil))
+	var resources []resource
+	for _, n := range []string{"vip", "routes", "fonebridge", "asterisk"} {
+		s := &fakeStep{name: n, steps: &f.steps, follows: n == "fonebridge"}
+		f.res[n] = s
+		resources = append(resources, s)
+	}
+	vip := vipSpec{Addr: netip.MustParseAddr("192.0.2.100"), Prefix: netip.MustParsePrefix("192.0.2.100/24"), Iface: "eth0"}
+	f.journal.now = func() time.Time { return f.now }
+	f.agent = &agent{
+		cfg: &config{VIPs: []vipSpec{vip}, Primary: primary, DeadAfter: time.Second, HoldDown: 2 * time.Minute,
+			StartTimeout: time.Minute, HolderWait: 61 * time.Second, ResourceTO: time.Second},
+		log: log, ev: nopEvents{}, resources: resources, network: 2,
+		clock:           func() time.Time { return f.now },
+		links:           func() bool { return true },
+		inline:          true,
+		journal:         &f.journal,
+		resourceTimeout: func(resource) time.Duration { return time.Second },
+		findHolder:      func(vipSpec) (net.HardwareAddr, error) { return f.holder, nil },
+		announce: &announcer{log: log, count: 1, interval: time.Second, send: func(string, vipSpec) error {
+			f.announced++
+			return nil
+		}},
+		peerSend: func(typ string) error { f.sent = append(f.sent, typ); return nil },
+	}
+	f.agent.m = newMachine(f.agent.timing(), ftStart, rolePassive)
+	return f
+}
+
+func (f *fakeAgent) want(t *testing.T, steps ...string) {
+	t.Helper()
+	if got, want := strings.Join(f.steps, ", "), strings.Join(steps, ", "); got != want {
+		t.Fatalf("steps %q, want %q\nlog:\n%s", got, want, f.logs.String())
+	}
+}
+
+var otherMAC = net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x12}
+
+func TestAgentTakeoverRollsBackRightToLeft(t *testing.T) {
+	f := newFakeAgent(t, true)
+	f.res["asterisk"].failErr = errors.New("asterisk.service: exit 1")
+	f.takeover(context.Background(), causeServiceSilent, "test")
+	f.want(t, "start vip", "start routes", "start fonebridge", "start asterisk",
+		"stop asterisk", "stop fonebridge", "stop routes", "stop vip")
+	if f.m.role != rolePassive || f.journal.e.Op != opPassive {
+		t.Fatalf("after an aborted takeover: role %s, journal %q", f.m.role, f.journal.e.Op)
+	}
+	if f.journal.e.HoldDownUntil.IsZero() {
+		t.Error("the hold-down of the failed takeover is not in the journal")
+	}
+	if !strings.Contains(f.logs.String(), "failed_resource=asterisk") {
+		t.Error("the abort does not name the resource")
+	}
+}
+
+func TestAgentSIGTERMDuringTakeoverLeavesTheBox(t *testing.T) {
+	f := newFakeAgent(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.res["fonebridge"].failErr = nil
+	// SIGTERM arrives while fonulator runs.
+	orig := f.resources[2]
+	f.resources[2] = &hookStep{resource: orig, after: cancel}
+	f.takeover(ctx, causeServiceSilent, "test")
+	f.want(t, "start vip", "start routes", "start fonebridge")
+	if f.journal.e.Op != opTakeover || !f.journal.e.done("fonebridge") {
+		t.Fatalf("journal %+v, want a takeover in progress with fonebridge done", f.journal.e)
+	}
+}
+
+// hookStep runs after once its resource started.
+type hookStep struct {
+	resource
+	after func()
+}
+
+func (h *hookStep) Start(ctx context.Context) error {
+	err := h.resource.Start(ctx)
+	h.after()
+	return err
+}
+
+func TestAgentResumeAsksTheWireFirst(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		holder net.HardwareAddr
+		want   []string
+		role   role
+	}{
+		{"nobody holds: finishes, fonulator not again", nil,
+			[]string{"start vip", "start routes", "start asterisk"}, roleActive},
+		{"another box holds: abandons, stopping everything", otherMAC,
+			[]string{"stop asterisk", "stop fonebridge", "stop routes", "stop vip"}, rolePassive},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeAgent(t, true)
+			f.holder = tt.holder
+			f.journal.e = journalEntry{Op: opTakeover, Cause: causeServiceSilent, Done: []string{"vip", "routes", "fonebridge"}}
+			if err := f.resume(context.Background(), ftStart); err != nil {
+				t.Fatal(err)
+			}
+			f.want(t, tt.want...)
+			if f.m.role != tt.role {
+				t.Fatalf("role %s, want %s", f.m.role, tt.role)
+			}
+		})
+	}
+}
+
+func TestAgentHolderCheckWaitsThenForces(t *testing.T) {
+	f := newFakeAgent(t, true)
+	f.holder = otherMAC
+	wait, h := f.holderCheck(nil)
+	if !wait || h.mac != nil {
+		t.Fatalf("first holder check: wait %v, holder %v; want wait", wait, h.mac)
+	}
+	f.now = ftStart.Add(f.cfg.HolderWait)
+	wait, h = f.holderCheck(nil)
+	if wait || h.mac.String() != otherMAC.String() {
+		t.Fatalf("after FLIP_HOLDER_WAIT: wait %v, holder %v; want the holder reported", wait, h.mac)
+	}
+}
+
+func TestAgentControl(t *testing.T) {
+	t.Run("takeover refused while another box holds, forced past it", func(t *testing.T) {
+		f := newFakeAgent(t, false)
+		f.holder = otherMAC
+		if r := f.onControl(context.Background(), ctlRequest{Cmd: "takeover"}); r.OK || !strings.Contains(r.Error, "flip switchover") {
+			t.Fatalf("unforced takeover: %+v", r)
+		}
+		r := f.onControl(context.Background(), ctlRequest{Cmd: "takeover", Force: true})
+		if !r.OK || f.m.role != roleActive || !f.m.forced {
+			t.Fatalf("forced takeover: %+v, role %s, forced %v", r, f.m.role, f.m.forced)
+		}
+	})
+	t.Run("release holds the box off and tells the peer", func(t *testing.T) {
+		f := newFakeAgent(t, true)
+		f.takeover(context.Background(), causeServiceSilent, "test")
+		f.steps = nil
+		if r := f.onControl(context.Background(), ctlRequest{Cmd: "release"}); !r.OK {
+			t.Fatalf("release: %+v", r)
+		}
+		f.want(t, "stop asterisk", "stop fonebridge", "stop routes", "stop vip")
+		if !f.now.Before(f.m.holdDownEnd) || len(f.sent) != 1 || f.sent[0] != peerReleased {
+			t.Fatalf("hold-off until %s, peer messages %v", f.m.holdDownEnd, f.sent)
+		}
+		if r := f.onControl(context.Background(), ctlRequest{Cmd: "release"}); r.OK {
+			t.Fatal("release on a passive box accepted")
+		}
+	})
+}
+
+func TestAgentPeerReleasedTakesOverOnlyIfTheWireIsFree(t *testing.T) {
+	f := newFakeAgent(t, false)
+	f.holder = otherMAC
+	f.onPeer(context.Background(), peerMsg{Type: peerReleased, From: "box-a"})
+	if f.m.role != rolePassive || len(f.steps) != 0 {
+		t.Fatalf("took over while the VIP is still held: role %s, steps %v", f.m.role, f.steps)
+	}
+	f.holder = nil
+	f.onPeer(context.Background(), peerMsg{Type: peerReleased, From: "box-a"})
+	if f.m.role != roleActive {
+		t.Fatalf("did not take over on the other box's word")
+	}
+}
+
+func TestAgentRepairsDriftAndAnnounces(t *testing.T) {
+	f := newFakeAgent(t, true)
+	f.takeover(context.Background(), causeServiceSilent, "test")
+	f.steps, f.announced = nil, 0
+	f.res["vip"].drift = errors.New("VIP 192.0.2.100 is not on eth0")
+	f.repairDrift()
+	f.want(t, "start vip")
+	if f.announced != 1 || !strings.Contains(f.logs.String(), "changed by someone else") {
+		t.Fatalf("announced %d times; log:\n%s", f.announced, f.logs.String())
+	}
+}
+
+func TestAgentConflictKeeperRepointsOnce(t *testing.T) {
+	f := newFakeAgent(t, true)
+	f.takeover(context.Background(), causeServiceSilent, "test")
+	f.m.observe(probeResult{Sent: f.now, Answered: true})
+	f.steps = nil
+	c := conflictReport{vip: f.cfg.VIPs[0], mac: otherMAC}
+	f.onConflict(context.Background(), c)
+	f.onConflict(context.Background(), c)
+	f.want(t, "start fonebridge")
+	if f.m.role != roleActive {
+		t.Fatal("the primary, serving, gave the VIP up")
+	}
+}
