@@ -75,24 +75,41 @@ func (p *udpProbe) request() (callID string, b []byte) {
 	return optionsRequest(p.ruri, p.via, p.from)
 }
 
-// optionsRequest builds one OPTIONS with a fresh Call-ID, branch, tag and
-// CSeq: ldirectord's reused Call-ID made Asterisk answer old dialogs on the
-// wrong port.
+// optionsRequest builds one OPTIONS from the agent (User-Agent flip).
 func optionsRequest(ruri, via, from string) (callID string, b []byte) {
+	return sipOptions{RURI: ruri, Via: via, From: from, UserAgent: "flip"}.build()
+}
+
+// sipOptions is what differs between the OPTIONS flip sends: the agent's
+// probes (tick and UDP probe) and flip watch's (and so the switchover's
+// measurement). One builder for all of them.
+type sipOptions struct {
+	RURI, Via, From string
+	UserAgent       string // also the Call-ID's host part
+	CSeq            int    // 0: a random one
+}
+
+// build makes one OPTIONS with a fresh Call-ID, branch, tag and CSeq:
+// ldirectord's reused Call-ID made Asterisk answer old dialogs on the wrong
+// port.
+func (o sipOptions) build() (callID string, b []byte) {
 	r := make([]byte, 24)
 	_, _ = rand.Read(r)
-	callID = hex.EncodeToString(r[:12]) + "@flip"
+	callID = hex.EncodeToString(r[:12]) + "@" + o.UserAgent
 	branch := "z9hG4bK" + hex.EncodeToString(r[12:20])
 	tag := hex.EncodeToString(r[20:24])
-	cseq := binary.BigEndian.Uint16(r[0:2]) & 0x7fff
-	msg := "OPTIONS " + ruri + " SIP/2.0\r\n" +
-		"Via: " + via + ";branch=" + branch + ";rport\r\n" +
+	cseq := o.CSeq
+	if cseq == 0 {
+		cseq = int(binary.BigEndian.Uint16(r[0:2])&0x7fff) + 1
+	}
+	msg := "OPTIONS " + o.RURI + " SIP/2.0\r\n" +
+		"Via: " + o.Via + ";branch=" + branch + ";rport\r\n" +
 		"Max-Forwards: 70\r\n" +
-		"From: <" + from + ">;tag=" + tag + "\r\n" +
-		"To: <" + ruri + ">\r\n" +
+		"From: <" + o.From + ">;tag=" + tag + "\r\n" +
+		"To: <" + o.RURI + ">\r\n" +
 		"Call-ID: " + callID + "\r\n" +
-		"CSeq: " + strconv.Itoa(int(cseq)+1) + " OPTIONS\r\n" +
-		"User-Agent: flip\r\n" +
+		"CSeq: " + strconv.Itoa(cseq) + " OPTIONS\r\n" +
+		"User-Agent: " + o.UserAgent + "\r\n" +
 		"Accept: application/sdp\r\n" +
 		"Content-Length: 0\r\n\r\n"
 	return callID, []byte(msg)

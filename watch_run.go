@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,22 +63,17 @@ func watchParseAnswer(data []byte, a *watchAnswer) bool {
 	return true
 }
 
-// watchRequest builds a fresh OPTIONS: new Call-ID, branch, From tag and
-// CSeq for every probe, so no answer can be mistaken for another probe's.
+// watchRequest builds a fresh OPTIONS (sipOptions): new Call-ID, branch,
+// From tag, and CSeq seq, so no answer can be mistaken for another probe's.
 func watchRequest(seq int, local, target string) (callID string, data []byte) {
-	callID = strconv.Itoa(seq) + "-" + sip.GenerateTagN(20) + "@flip-watch"
 	lhost, _, _ := net.SplitHostPort(local)
-	req := "OPTIONS sip:" + target + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + local + ";branch=" + sip.GenerateBranch() + ";rport\r\n" +
-		"Max-Forwards: 70\r\n" +
-		"From: <sip:flip-watch@" + watchURIHost(lhost) + ">;tag=" + sip.GenerateTagN(16) + "\r\n" +
-		"To: <sip:" + target + ">\r\n" +
-		"Call-ID: " + callID + "\r\n" +
-		"CSeq: " + strconv.Itoa(seq) + " OPTIONS\r\n" +
-		"User-Agent: flip-watch\r\n" +
-		"Accept: application/sdp\r\n" +
-		"Content-Length: 0\r\n\r\n"
-	return callID, []byte(req)
+	return sipOptions{
+		RURI:      "sip:" + target,
+		Via:       "SIP/2.0/UDP " + local,
+		From:      "sip:flip-watch@" + watchURIHost(lhost),
+		UserAgent: "flip-watch",
+		CSeq:      seq,
+	}.build()
 }
 
 // watchURIHost brackets an IPv6 address for use in a SIP URI.
