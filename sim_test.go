@@ -537,6 +537,6 @@ func TestSimulation(t *testing.T) {
 	if r != nil {
 		t.Fatal(r.report())
 	}
-	t.Logf("%d schedules, every promise kept, in %s; known gap (the foneBRIDGE left on a box that ran fonulator while the holder was out of its view, and let go before the holder saw it) in %d",
+	t.Logf("%d schedules, every promise kept, in %s; known gap (the foneBRIDGE left on a box that ran fonulator out of the holder's view, or on a view loss made wrong, and let go before the holder saw it) in %d",
 		n, time.Since(start).Round(time.Millisecond), gaps)
 }
