@@ -31,7 +31,7 @@ type agent struct {
 	// ev hears about everything the agent does (metrics, hooks, systemd).
 	ev events
 	// tiebreak pings FLIP_TIEBREAKER; nil when none is set.
-	tiebreak *tiebreaker
+	tiebreak echoPinger
 	// watchBox reports netlink changes of the VIP interfaces; nil in tests.
 	watchBox func(ctx context.Context, out chan<- boxChange)
 	// peer talks to the other box's agent (FLIP_PEER); nil: no channel.
@@ -350,6 +350,14 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		return d.Next
 	}
 	return a.m.decide(a.now()).Next
+}
+
+// echoPinger is the tiebreaker as the agent uses it (tiebreaker.go; the
+// simulator has its own): ping sends one round, collect returns the send
+// times of the rounds answered since the last call.
+type echoPinger interface {
+	ping(now time.Time)
+	collect() []time.Time
 }
 
 // tickProber is a probe that never blocks (tickProbe): send starts one,

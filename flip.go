@@ -128,46 +128,6 @@ func newMachine(t timing, now time.Time, r role) *machine {
 		stalled: r == roleActive && t.broken != mutantNoStallRule, resumed: r == roleActive, broken: t.broken}
 }
 
-// alive is called by the agent whenever it runs (each step, each resource
-// phase). A gap longer than DeadAfter since the last call means the agent
-// did not run: SIGSTOP, a frozen VM. The probes it did not send are no
-// evidence of silence, so silence is measured afresh from now; and if it
-// held the VIP meanwhile, another box may have taken over past it, so in a
-// conflict it yields (conflict).
-func (m *machine) alive(now time.Time) {
-	if now.Sub(m.lastAlive) > m.t.DeadAfter && m.broken != mutantNoStallRule {
-		m.wokeAt = now
-		m.refusedFrom, m.refusedCount = time.Time{}, 0
-		// The wait for a holder is the time a running agent watched it
-		// not release: a hung holder is judged by what this box saw.
-		m.holderSince = time.Time{}
-		if m.lastTie.Before(now) {
-			m.lastTie = now
-		}
-		if m.role == roleActive {
-			m.stalled = true
-		}
-	}
-	m.lastAlive = now
-}
-
-// resumedHolding marks an active box whose flip was not running for a
-// while as it held the VIP (a restart finished a journalled takeover): in a
-// conflict it yields.
-func (m *machine) resumedHolding() {
-	if m.role == roleActive && m.broken != mutantNoStallRule {
-		m.stalled = true
-	}
-}
-
-// latest is the later of two times.
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
 // observe takes one probe result. A probe sent before the last role change
 // never counts: a late or retransmitted answer meant for the old role
 // (sipgo retransmits at 500 ms) must not vouch for the new one.
@@ -244,87 +204,6 @@ func (m *machine) setLink(up bool, now time.Time) {
 		m.holderSince = time.Time{}
 	}
 	m.linkDown = !up
-}
-
-// conflictConfirmChecks is how many conflict checks the box that yields
-// waits for before it releases. One more check than needed to see
-// the conflict gives the keeper, checking on its own schedule, the time to
-// see it too and announce: a loser that let go first would leave the
-// clients' neighbour entries on its MAC until they go stale (up to about 50 s on
-// Linux). It also means one stray ARP reply never costs a release.
-const conflictConfirmChecks = 2
-
-// conflictEndChecks is how many conflict checks in a row must find no other
-// claimant before a conflict is over: a lost ARP reply or two (loss on the
-// LAN) is not the other box letting go.
-const conflictEndChecks = 3
-
-// conflict decides what an active box does when another MAC claims one of
-// its VIPs (split brain). The rule, the same on both boxes so that exactly
-// one keeps the address:
-//  1. a box that lost its link while active, or whose agent did not run
-//     for a while (stopped, frozen, restarted: alive), yields at once: the
-//     other box may have taken over past it, announced and be serving;
-//  2. a box that took over past a hung holder keeps it and re-announces
-//     while that holder's kernel still claims it: the other box's agent is
-//     not acting (the claim stopping ends this: noConflict);
-//  3. otherwise the primary keeps it and re-announces, if its own service
-//     has answered since it took over (a primary that is not serving has
-//     nothing to keep: the other box may have gone past it, its agent
-//     restarting, as a hung holder); the other releases at its
-//     conflictConfirmChecks-th check that sees the conflict.
-//
-// The keeper also starts the resources that follow the holder again, once
-// per conflict: the other box may have run fonulator after this one did,
-// and release never runs it, so the TDMoE stream would stay on the loser.
-func (m *machine) conflict() decision {
-	if m.role != roleActive {
-		return decision{Verdict: verdictStay, Reason: "not active"}
-	}
-	m.conflicts++
-	m.cleanChecks = 0
-	switch {
-	case m.linkLost:
-		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP after this box's link came back: yielding"}
-	case m.stalled:
-		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and flip on this box was not running for a while (stopped, frozen or restarted) while it held it: yielding"}
-	case m.forced || (m.t.Primary && !m.lastAnswer.IsZero()) || m.broken == mutantBothKeep:
-		first := !m.keptConflict // the first check of this conflict at which this box keeps
-		m.keptConflict = true
-		return decision{Verdict: verdictStay, Announce: true, Repoint: first,
-			Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
-	case m.conflicts < conflictConfirmChecks:
-		return decision{Verdict: verdictStay, Reason: "another box holds the VIP too: the primary keeps it; releasing when the next check sees it too"}
-	default:
-		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP too: the primary keeps it, releasing"}
-	}
-}
-
-// noConflict records a conflict check that found no other claimant. After
-// conflictEndChecks of them in a row the conflict is over. A box that is still active then without
-// having kept the VIP as the keeper (the other box let go first: it lost
-// its link, was cut off, or its own service failed) announces and repoints:
-// the other box may have pointed the clients and the foneBRIDGE at itself.
-func (m *machine) noConflict() decision {
-	if m.cleanChecks++; m.cleanChecks < conflictEndChecks {
-		return decision{Verdict: verdictStay}
-	}
-	// The hung holder a forced takeover went past no longer claims the
-	// VIP: from now on this box is like any other, or a hung box that wakes
-	// later and a primary that comes back would both keep it.
-	if m.broken != mutantForcedForever {
-		m.forced = false
-	}
-	if m.conflicts == 0 {
-		return decision{Verdict: verdictStay}
-	}
-	lost := !m.keptConflict
-	m.conflicts, m.keptConflict, m.cleanChecks = 0, false, 0
-	if m.role != roleActive || !lost || m.broken == mutantKeeperForgetsFonebridge {
-		return decision{Verdict: verdictStay}
-	}
-	return decision{Verdict: verdictStay, Announce: true, Repoint: true,
-		Reason: "the other box let go of the VIP first: announcing it and pointing the foneBRIDGE here again"}
 }
 
 // decide is the whole state machine.
@@ -426,28 +305,6 @@ func (m *machine) healthyPassive(now time.Time) bool {
 	return m.role == rolePassive && !m.lastAnswer.IsZero() && now.Sub(m.lastAnswer) < m.t.DeadAfter &&
 		!m.linkDown && !now.Before(m.holdDownEnd) &&
 		(!m.t.Tiebreaker || now.Sub(m.lastTie) < m.t.DeadAfter)
-}
-
-// memory is what the journal keeps of the machine across a restart of
-// flip: the end of a hold-down still running, whether failback is off, and
-// a conflict this box has not won.
-func (m *machine) memory(now time.Time, e *journalEntry) {
-	if now.Before(m.holdDownEnd) {
-		e.HoldDownUntil = m.holdDownEnd
-	}
-	e.FailbackOff = m.fb.failed
-	e.ConflictOpen = m.role == roleActive && m.conflicts > 0 && !m.keptConflict
-}
-
-// restore takes back what memory kept, after a restart.
-func (m *machine) restore(e journalEntry) {
-	if e.HoldDownUntil.After(m.holdDownEnd) {
-		m.holdDownEnd = e.HoldDownUntil
-	}
-	m.fb.failed = m.fb.failed || e.FailbackOff
-	if e.ConflictOpen && m.role == roleActive && m.broken != mutantKeeperForgetsFonebridge {
-		m.conflicts = 1
-	}
 }
 
 // holdOff keeps this box from taking over for d: an operator released it

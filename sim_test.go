@@ -58,12 +58,16 @@ const (
 	faultLoss                             // 0–20 % loss on every packet
 	faultServiceDeaf                      // Asterisk starts but never answers, also after the faults stop
 	faultTermMidStep                      // SIGTERM reaches flip while one resource step runs
+	faultIsolate                          // every packet of the box dropped, link up
+	faultUnisolate                        // and back
+	faultSwitchover                       // flip switchover on the box (refused on a passive one)
+	faultRelease                          // flip release on the box
 	numFaultKinds
 )
 
 var faultNames = [...]string{"power off", "power on", "kill flip", "kill flip mid-step", "restart flip",
 	"SIGSTOP flip", "SIGCONT flip", "Asterisk crashes", "Asterisk hangs", "Asterisk breaks",
-	"Asterisk mended", "link down", "link up", "partition", "heal", "loss", "Asterisk deaf for good", "SIGTERM mid-step"}
+	"Asterisk mended", "link down", "link up", "partition", "heal", "loss", "Asterisk deaf for good", "SIGTERM mid-step", "isolate", "unisolate", "flip switchover", "flip release"}
 
 type simFault struct {
 	at   time.Duration
@@ -134,10 +138,7 @@ func (w *simWorld) apply(f simFault) {
 	w.logf("FAULT %s", f)
 	switch f.kind {
 	case faultPowerOff:
-		if b.powered {
-			b.powered, b.agent, b.vip, b.svc, b.journal.e = false, nil, false, simService{}, journalEntry{}
-			b.crashAt = ""
-		}
+		b.powerOff()
 	case faultPowerOn:
 		if !b.powered {
 			b.powered, b.link = true, true
@@ -182,6 +183,18 @@ func (w *simWorld) apply(f simFault) {
 		if b.powered {
 			b.termAt = simSteps[f.arg]
 		}
+	case faultIsolate:
+		b.isolated = true
+	case faultUnisolate:
+		b.isolated = false
+	case faultSwitchover, faultRelease:
+		if b.agent != nil && !b.hung {
+			cmd := map[simFaultKind]string{faultSwitchover: "switchover", faultRelease: "release"}[f.kind]
+			b.guard(func() {
+				r := b.agent.onControl(b.ctx, ctlRequest{Cmd: cmd})
+				w.logf("%s: flip %s: ok=%v %s%s", b.name, cmd, r.OK, r.Error, r.Note)
+			})
+		}
 	}
 }
 
@@ -192,7 +205,7 @@ func (w *simWorld) stopFaults() {
 	w.logf("faults stop")
 	w.partition, w.lossPct = false, 0
 	for _, b := range w.boxes {
-		b.crashAt, b.termAt = "", ""
+		b.crashAt, b.termAt, b.isolated = "", "", false
 		b.svc.broken, b.svc.hung = false, false
 		b.hung = false
 		if !b.powered {
@@ -244,6 +257,9 @@ func (w *simWorld) step(tick int) {
 				a.checkFailback()
 			}
 			a.probes.send(w.now) // the probe of its own VIP needs no link
+			if a.tiebreak != nil {
+				a.tiebreak.ping(w.now)
+			}
 		})
 		if b.agent != nil && b.ctx.Err() != nil {
 			w.logf("%s: flip stopped (SIGTERM), box left as it is", b.name)
@@ -300,6 +316,12 @@ func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault) (re
 	w.failback = w.rnd.IntN(2) == 0
 	if w.failback {
 		w.logf("FLIP_FAILBACK=true on a, peer channel on both")
+	}
+	if w.tiebreaker = w.rnd.IntN(3) == 0; w.tiebreaker {
+		w.logf("FLIP_TIEBREAKER on both")
+	}
+	if w.fence = [...]string{"", "", "works", "fails"}[w.rnd.IntN(4)]; w.fence != "" {
+		w.logf("FLIP_FENCE_CMD on both: it %s", w.fence)
 	}
 	for _, b := range w.boxes {
 		b.startAgent()

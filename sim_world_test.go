@@ -71,6 +71,11 @@ type simWorld struct {
 	// failback: FLIP_FAILBACK on the primary, with the peer channel on
 	// both boxes (drawn per seed).
 	failback bool
+	// tiebreaker: FLIP_TIEBREAKER on both boxes (drawn per seed).
+	tiebreaker bool
+	// fence: FLIP_FENCE_CMD on both boxes (drawn per seed): "" none,
+	// "works" (it powers the other box off), "fails".
+	fence string
 	// peerMail is what the peer channel carries to each box, read at the
 	// receiver's next tick.
 	peerMail  [2][]peerMsg
@@ -105,7 +110,19 @@ func (w *simWorld) lost() bool { return w.lossPct > 0 && w.rnd.IntN(100) < w.los
 // wire reports whether a packet from one box gets to the other: both
 // powered with their links up and no partition between them.
 func (w *simWorld) wire(from, to *simBox) bool {
-	return from.powered && to.powered && from.link && to.link && !w.partition
+	return from.onLAN() && to.onLAN() && !w.partition
+}
+
+// onLAN reports whether box b can send and receive on the LAN: powered,
+// its link up, and not cut off by a filter (isolated, link still up).
+func (b *simBox) onLAN() bool { return b.powered && b.link && !b.isolated }
+
+// powerOff kills box b: its VIP, services and /run are gone.
+func (b *simBox) powerOff() {
+	if b.powered {
+		b.powered, b.agent, b.vip, b.svc, b.journal.e = false, nil, false, simService{}, journalEntry{}
+		b.crashAt, b.termAt = "", ""
+	}
 }
 
 // simBox is one box: its kernel (powered, link, the VIP), its services,
@@ -117,12 +134,16 @@ type simBox struct {
 	mac     net.HardwareAddr
 	powered bool
 	link    bool
-	vip     bool
-	agent   *agent
-	hung    bool // flip is stopped (SIGSTOP): it neither probes nor acts
-	svc     simService
-	journal memJournal
-	probe   simProbe
+	// isolated: every packet in and out of its LAN port is dropped, the
+	// link still up (the namespace tests' nft_isolate): only a tiebreaker
+	// tells it.
+	isolated bool
+	vip      bool
+	agent    *agent
+	hung     bool // flip is stopped (SIGSTOP): it neither probes nor acts
+	svc      simService
+	journal  memJournal
+	probe    simProbe
 	// seenLink is the link state the agent was last told about (netlink).
 	seenLink bool
 	// crashAt: flip is killed (-9) right after this resource's start or
@@ -317,6 +338,25 @@ func (p *simProbe) collect(time.Time) []probeResult {
 	return out
 }
 
+// simTiebreaker is FLIP_TIEBREAKER from box b: an echo is answered if
+// the box is on the LAN and neither it nor its answer is lost.
+type simTiebreaker struct {
+	b       *simBox
+	pending []time.Time
+}
+
+func (t *simTiebreaker) ping(now time.Time) {
+	if t.b.onLAN() && !t.b.w.lost() && !t.b.w.lost() {
+		t.pending = append(t.pending, now)
+	}
+}
+
+func (t *simTiebreaker) collect() []time.Time {
+	out := t.pending
+	t.pending = nil
+	return out
+}
+
 // holderSeenBy is the ARP holder check of box b: the other box's kernel
 // answers for the VIP if it holds it (also while its flip is hung).
 func (w *simWorld) holderSeenBy(b *simBox) (net.HardwareAddr, error) {
@@ -393,7 +433,7 @@ func (b *simBox) startAgent() {
 		links: func() bool { return b.link },
 		addrs: simAddrs{b}, probes: &b.probe, journal: &b.journal,
 		announce: &announcer{log: log, count: 1, interval: time.Second, send: func(string, vipSpec) error {
-			if b.link && w.clientNeigh != b.idx {
+			if b.onLAN() && w.clientNeigh != b.idx {
 				w.clientNeigh = b.idx
 				w.logf("%s: announced; the client's neighbour entry moves to %s", b.name, b.name)
 			}
@@ -401,6 +441,21 @@ func (b *simBox) startAgent() {
 		}},
 		findHolder:      func(vipSpec) (net.HardwareAddr, error) { return w.holderSeenBy(b) },
 		resourceTimeout: func(resource) time.Duration { return time.Second },
+	}
+	if w.tiebreaker {
+		cfg.Tiebreakers = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+		a.tiebreak = &simTiebreaker{b: b}
+	}
+	switch w.fence {
+	case "works":
+		a.fence = func(context.Context, conflictReport) error {
+			o := w.other(b)
+			w.logf("%s: fence powers %s off", b.name, o.name)
+			o.powerOff()
+			return nil
+		}
+	case "fails":
+		a.fence = func(context.Context, conflictReport) error { return errors.New("no power switch answers (simulated)") }
 	}
 	if w.failback {
 		a.peerSend = func(typ string) error {
@@ -450,7 +505,7 @@ const simNeighStale = 53 * time.Second
 func (w *simWorld) client() {
 	holder := -1
 	for _, b := range w.boxes {
-		if b.powered && b.link && b.vip {
+		if b.onLAN() && b.vip {
 			if holder >= 0 {
 				return // two answer: the entry stays as it is
 			}

@@ -1,0 +1,69 @@
+package main
+
+import "time"
+
+// What the machine knows about the times its agent did not run: a stall
+// (SIGSTOP, a frozen VM), a restart that found the VIP, and the memory the
+// journal carries across a restart of flip.
+
+// alive is called by the agent whenever it runs (each step, each resource
+// phase). A gap longer than DeadAfter since the last call means the agent
+// did not run: SIGSTOP, a frozen VM. The probes it did not send are no
+// evidence of silence, so silence is measured afresh from now; and if it
+// held the VIP meanwhile, another box may have taken over past it, so in a
+// conflict it yields (conflict).
+func (m *machine) alive(now time.Time) {
+	if now.Sub(m.lastAlive) > m.t.DeadAfter && m.broken != mutantNoStallRule {
+		m.wokeAt = now
+		m.refusedFrom, m.refusedCount = time.Time{}, 0
+		// The wait for a holder is the time a running agent watched it
+		// not release: a hung holder is judged by what this box saw.
+		m.holderSince = time.Time{}
+		if m.lastTie.Before(now) {
+			m.lastTie = now
+		}
+		if m.role == roleActive {
+			m.stalled = true
+		}
+	}
+	m.lastAlive = now
+}
+
+// resumedHolding marks an active box whose flip was not running for a
+// while as it held the VIP (a restart finished a journalled takeover): in a
+// conflict it yields.
+func (m *machine) resumedHolding() {
+	if m.role == roleActive && m.broken != mutantNoStallRule {
+		m.stalled = true
+	}
+}
+
+// latest is the later of two times.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// memory is what the journal keeps of the machine across a restart of
+// flip: the end of a hold-down still running, whether failback is off, and
+// a conflict this box has not won.
+func (m *machine) memory(now time.Time, e *journalEntry) {
+	if now.Before(m.holdDownEnd) {
+		e.HoldDownUntil = m.holdDownEnd
+	}
+	e.FailbackOff = m.fb.failed
+	e.ConflictOpen = m.role == roleActive && m.conflicts > 0 && !m.keptConflict
+}
+
+// restore takes back what memory kept, after a restart.
+func (m *machine) restore(e journalEntry) {
+	if e.HoldDownUntil.After(m.holdDownEnd) {
+		m.holdDownEnd = e.HoldDownUntil
+	}
+	m.fb.failed = m.fb.failed || e.FailbackOff
+	if e.ConflictOpen && m.role == roleActive && m.broken != mutantKeeperForgetsFonebridge {
+		m.conflicts = 1
+	}
+}
