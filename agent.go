@@ -38,7 +38,11 @@ type agent struct {
 	peer *peer
 	// peerSend sends a message to the other box's agent; nil: through
 	// peer (the simulator has its own wire).
-	peerSend func(typ string) error
+	peerSend func(m peerMsg, copies int) error
+	// lastBeat: when the last heartbeat went out; beatErrors, the
+	// failures to send one (logged at a bounded rate).
+	lastBeat   time.Time
+	beatErrors rateLog
 	// probes is the non-blocking UDP probe (tickProbe): when set, it is
 	// used instead of probe, and its results are collected on the loop's
 	// own goroutine at each tick and before each decision.
@@ -222,6 +226,7 @@ func (a *agent) timing() timing {
 		HoldDown:      a.cfg.HoldDown,
 		RefusedAfter:  a.cfg.RefusedAfter,
 		Tiebreaker:    len(a.cfg.Tiebreakers) > 0,
+		Peer:          a.hasPeer(),
 		Failback:      a.cfg.Failback && a.hasPeer(),
 		FailbackDelay: a.cfg.FailbackDelay,
 		broken:        a.broken,
@@ -255,6 +260,7 @@ func (a *agent) run(ctx context.Context) error {
 	// otherwise). What came back is collected by step.
 	send := func() {
 		now := time.Now()
+		a.beatIfDue(now)
 		if a.tiebreak != nil {
 			a.tiebreak.ping(now)
 		}
@@ -286,7 +292,7 @@ func (a *agent) run(ctx context.Context) error {
 			a.log.Info("stopping; box left as it is", "role", a.m.role)
 			return nil
 		case <-ticker.C:
-			if a.probes == nil && a.tiebreak == nil {
+			if a.probes == nil && a.tiebreak == nil && !a.hasPeer() {
 				send()
 				continue // the probe's goroutine reports on results
 			}
@@ -343,7 +349,7 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 			if !a.fenced(ctx, holder) {
 				return a.nextFence
 			}
-			d.Cause, d.Reason = causeHolderTimeout, d.Reason+"; the holder did not release within FLIP_HOLDER_WAIT"
+			d.Cause, d.Reason = holder.cause, d.Reason+"; "+holder.reason
 		}
 		a.takeover(ctx, d.Cause, d.Reason)
 	default:

@@ -81,7 +81,12 @@ func newFakeAgent(t *testing.T, primary bool) *fakeAgent {
 			f.announced++
 			return nil
 		}},
-		peerSend: func(typ string) error { f.sent = append(f.sent, typ); return nil },
+		peerSend: func(m peerMsg, _ int) error {
+			if m.Type != peerHeartbeat {
+				f.sent = append(f.sent, m.Type)
+			}
+			return nil
+		},
 	}
 	f.agent.m = newMachine(f.agent.timing(), ftStart, rolePassive)
 	return f

@@ -22,6 +22,10 @@ type announcer struct {
 	done chan struct{}
 }
 
+// announceStallAfter: a gap between two rounds longer than this many
+// intervals means the process was stopped; the rounds left are dropped.
+const announceStallAfter = 2
+
 // Start announces every VIP once now and count-1 more times in the
 // background. It replaces an announcement already running.
 func (a *announcer) Start(vips []vipSpec) {
@@ -38,11 +42,24 @@ func (a *announcer) Start(vips []vipSpec) {
 		defer close(done)
 		t := time.NewTicker(a.interval)
 		defer t.Stop()
+		prev := time.Now()
 		for n := 2; n <= a.count; n++ {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
+				// The time now, not the tick's: a tick missed while the
+				// process was stopped is delivered on waking with its old
+				// time.
+				now := time.Now()
+				if now.Sub(prev) > announceStallAfter*a.interval {
+					// The process did not run for a while (SIGSTOP, a
+					// frozen VM): the other box may hold the VIP by now,
+					// and the agent decides, not a stale announcement.
+					a.log.Warn("announcement stopped: flip did not run for a while", "gap", now.Sub(prev).Round(time.Millisecond))
+					return
+				}
+				prev = now
 				a.round(vips, n)
 			}
 		}

@@ -10,6 +10,9 @@ import (
 type conflictReport struct {
 	vip vipSpec
 	mac net.HardwareAddr
+	// cause and reason, from a holder check: why the takeover may go past
+	// this holder (causeHolderTimeout, causeHolderDead).
+	cause, reason string
 }
 
 // checkConflicts asks the wire, off the agent's goroutine, whether another

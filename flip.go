@@ -58,6 +58,7 @@ const (
 	causeOperatorForced   = "operator_forced"    // flip takeover --force past a holder
 	causeFailback         = "failback"           // the primary asked for the service back
 	causePeerReleased     = "peer_released"      // the other box released and said so
+	causeHolderDead       = "holder_dead"        // passive: the holder's kernel claims the VIP, its flip sends no heartbeat
 )
 
 // timing is the part of the configuration the decisions depend on.
@@ -78,6 +79,8 @@ type timing struct {
 	// for this long, at least refusedMin times, with no SIP answer since,
 	// counts as the service being down before DeadAfter. 0: off.
 	RefusedAfter time.Duration
+	// Peer: the peer channel (FLIP_PEER) is on: heartbeats come and go.
+	Peer bool
 	// Failback: FLIP_FAILBACK on this (primary) box, and how long it must
 	// be a healthy passive before it asks (FLIP_FAILBACK_DELAY).
 	Failback      bool
@@ -117,6 +120,7 @@ type machine struct {
 	resumed      bool      // active since the agent started: the services were started long ago
 	keptConflict bool      // this box announced as the keeper in the current conflict
 	fb           failbackState
+	peer         peerView
 	broken       mutant // a rule broken on purpose (simulator only)
 }
 
@@ -177,7 +181,7 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.failbackTransition(r, cause)
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
 	m.refusedFrom, m.refusedCount = time.Time{}, 0
-	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeOperatorForced)
+	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
 	if r == rolePassive && ownFailure(cause) && m.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)

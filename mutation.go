@@ -37,4 +37,7 @@ const (
 	// mutantTermCutsPhases: SIGTERM cancels the step under way and the
 	// rollback's stops (defect 4, issue 10).
 	mutantTermCutsPhases
+	// mutantNoHeartbeatRule: the silence of the holder's heartbeats is
+	// ignored; a hung holder is waited for FLIP_HOLDER_WAIT (issue 11).
+	mutantNoHeartbeatRule
 )

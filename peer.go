@@ -25,11 +25,18 @@ import (
 
 // peerMsg is one message.
 type peerMsg struct {
-	Type  string `json:"type"` // peerReleased or peerReleaseRequest
-	From  string `json:"from"` // box name, for the log
-	TS    int64  `json:"ts"`   // unix nanoseconds
+	Type string `json:"type"` // peerReleased, peerReleaseRequest or peerHeartbeat
+	From string `json:"from"` // box name, for the log
+	// Src and Dst are the sender's and the recipient's addresses: a
+	// datagram reflected back to its sender, or sent to another box, names
+	// the wrong recipient and is refused.
+	Src   string `json:"src"`
+	Dst   string `json:"dst"`
+	TS    int64  `json:"ts"` // unix nanoseconds
 	Nonce string `json:"nonce"`
-	MAC   string `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
+	// Heartbeats say what the sender's agent is and does.
+	Beat *heartbeat `json:"beat,omitempty"`
+	MAC  string     `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
 }
 
 const (
@@ -37,6 +44,8 @@ const (
 	peerReleased = "released"
 	// peerReleaseRequest: "I am the primary and healthy; release for a failback".
 	peerReleaseRequest = "release-request"
+	// peerHeartbeat: "my agent runs; this is what it is and does".
+	peerHeartbeat = "heartbeat"
 )
 
 // peerMaxSkew bounds the age of an accepted message: the boxes' clocks
@@ -47,10 +56,14 @@ const peerMaxSkew = 5 * time.Second
 // peer sends and receives peer messages.
 type peer struct {
 	conn   *net.UDPConn
+	local  netip.Addr
 	remote *net.UDPAddr
 	key    []byte
 	name   string
 	log    *slog.Logger
+	// refused counts the datagrams refused; they are logged at a bounded
+	// rate (a storm of junk must not flood the log).
+	refused rateLog
 
 	mu   sync.Mutex
 	seen map[string]time.Time // nonce -> when, for replay protection
@@ -63,6 +76,7 @@ func newPeer(source, remote netip.Addr, port int, key, name string, log *slog.Lo
 	}
 	return &peer{
 		conn:   c,
+		local:  source,
 		remote: &net.UDPAddr{IP: remote.AsSlice(), Port: port},
 		key:    []byte(key),
 		name:   name,
@@ -83,19 +97,32 @@ func (p *peer) sign(m peerMsg) string {
 // twice, a few ms apart, against a lost datagram — the receiver drops the
 // duplicate by its nonce).
 func (p *peer) send(typ string) error {
+	return p.sendMsg(peerMsg{Type: typ}, 2)
+}
+
+// beat sends one heartbeat (once: the next one follows within a tick).
+func (p *peer) beat(hb heartbeat) error {
+	return p.sendMsg(peerMsg{Type: peerHeartbeat, Beat: &hb}, 1)
+}
+
+// sendMsg addresses, stamps, signs and sends m, copies times.
+func (p *peer) sendMsg(m peerMsg, copies int) error {
 	nonce := make([]byte, 12)
 	if _, err := rand.Read(nonce); err != nil {
 		return err
 	}
-	m := peerMsg{Type: typ, From: p.name, TS: time.Now().UnixNano(), Nonce: hex.EncodeToString(nonce)}
+	m.From, m.Src, m.Dst = p.name, p.local.String(), p.remote.IP.String()
+	m.TS, m.Nonce = time.Now().UnixNano(), hex.EncodeToString(nonce)
 	m.MAC = p.sign(m)
 	b, _ := json.Marshal(m)
 	var err error
-	for i := 0; i < 2; i++ {
-		if _, e := p.conn.WriteToUDP(b, p.remote); e != nil {
-			err = fmt.Errorf("send %s to peer %s: %w", typ, p.remote, e)
+	for i := 0; i < copies; i++ {
+		if i > 0 {
+			time.Sleep(2 * time.Millisecond)
 		}
-		time.Sleep(2 * time.Millisecond)
+		if _, e := p.conn.WriteToUDP(b, p.remote); e != nil {
+			err = fmt.Errorf("send %s to peer %s: %w", m.Type, p.remote, e)
+		}
 	}
 	return err
 }
@@ -114,6 +141,9 @@ func (p *peer) verify(b []byte, from *net.UDPAddr, now time.Time) (peerMsg, erro
 	got, err := hex.DecodeString(m.MAC)
 	if err != nil || !hmac.Equal(want, got) {
 		return m, fmt.Errorf("bad signature from %s: FLIP_PEER_KEY differs between the boxes", from)
+	}
+	if m.Dst != p.local.String() || m.Src != p.remote.IP.String() {
+		return m, fmt.Errorf("message from %s names %s -> %s, not %s -> %s: reflected or misdirected", from, m.Src, m.Dst, p.remote.IP, p.local)
 	}
 	if d := now.Sub(time.Unix(0, m.TS)); d > peerMaxSkew || d < -peerMaxSkew {
 		return m, fmt.Errorf("stale message from %s (%s off): are the clocks in sync?", from, d.Round(time.Millisecond))
@@ -151,7 +181,9 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 			continue
 		}
 		if err != nil {
-			p.log.Warn("peer message rejected", "err", err)
+			if n, ok := p.refused.note(time.Now()); ok {
+				p.log.Warn("peer datagrams refused", "count", n, "last_err", err)
+			}
 			continue
 		}
 		select {
@@ -165,13 +197,64 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 // hasPeer reports whether a peer channel is configured.
 func (a *agent) hasPeer() bool { return a.peer != nil || a.peerSend != nil }
 
-// sendPeer sends one message to the other box's agent.
+// sendPeer sends one message to the other box's agent (twice, against a
+// lost datagram).
 func (a *agent) sendPeer(typ string) error {
-	if a.peerSend != nil {
-		return a.peerSend(typ)
-	}
-	return a.peer.send(typ)
+	return a.transmit(peerMsg{Type: typ}, 2)
 }
+
+// transmit sends m, copies times, over the peer channel.
+func (a *agent) transmit(m peerMsg, copies int) error {
+	if a.peerSend != nil {
+		return a.peerSend(m, copies)
+	}
+	return a.peer.sendMsg(m, copies)
+}
+
+// beatIfDue sends a heartbeat if the last one is FLIP_DEAD_AFTER /
+// heartbeatsPerDeadAfter old.
+func (a *agent) beatIfDue(now time.Time) {
+	if !a.hasPeer() || now.Sub(a.lastBeat) < a.cfg.DeadAfter/heartbeatsPerDeadAfter {
+		return
+	}
+	a.lastBeat = now
+	if err := a.transmit(peerMsg{Type: peerHeartbeat, Beat: ptr(a.m.beat(now))}, 1); err != nil {
+		if n, ok := a.beatErrors.note(now); ok {
+			a.log.Warn("heartbeats not sent", "count", n, "last_err", err)
+		}
+	}
+}
+
+// beatBusy tells the other box, before a takeover or a release, that this
+// agent sends no heartbeat for as long as the steps may take (each
+// resource's timeout): a long release is not a dead holder.
+func (a *agent) beatBusy(doing string) {
+	if !a.hasPeer() {
+		return
+	}
+	var bound time.Duration
+	for _, r := range a.resources {
+		bound += a.resourceTimeout(r)
+	}
+	hb := a.m.beat(a.now())
+	hb.Doing, hb.BusyMS = doing, bound.Milliseconds()
+	a.lastBeat = a.now()
+	_ = a.transmit(peerMsg{Type: peerHeartbeat, Beat: &hb}, 2)
+}
+
+// beatDone tells the other box at once that the takeover or release is
+// over (a plain heartbeat replaces the busy one's promise): an agent that
+// hangs right after it must not count as alive for the whole bound.
+func (a *agent) beatDone() {
+	if !a.hasPeer() {
+		return
+	}
+	a.lastBeat = a.now()
+	_ = a.transmit(peerMsg{Type: peerHeartbeat, Beat: ptr(a.m.beat(a.now()))}, 2)
+}
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
 
 // tellPeerReleased tells the other box that this one has released
 // everything, so it takes over now instead of after FLIP_DEAD_AFTER.
@@ -187,6 +270,15 @@ func (a *agent) tellPeerReleased() {
 // onPeer handles a verified message from the other box's agent.
 func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 	switch m.Type {
+	case peerHeartbeat:
+		if m.Beat == nil {
+			return
+		}
+		a.m.alive(a.now()) // a stall ends here if this is the first event after it
+		if d := a.m.heardPeer(a.now(), *m.Beat); d.Verdict == verdictRelease {
+			a.log.Warn("the other box holds the VIP", "peer", m.From, "decision", d.Reason)
+			a.release(ctx, d.Cause, d.Reason)
+		}
 	case peerReleased:
 		if a.m.role != rolePassive {
 			return

@@ -76,7 +76,7 @@ func TestPeerVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b2 := &peer{remote: b.remote, key: b.key, seen: map[string]time.Time{}}
+			b2 := &peer{local: b.local, remote: b.remote, key: b.key, seen: map[string]time.Time{}}
 			in := tt.msg
 			if in == nil {
 				in = msg
@@ -85,6 +85,31 @@ func TestPeerVerify(t *testing.T) {
 				t.Fatalf("verify = %v, want an error mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPeerRefusesReflection: a's own signed message sent back to a (its
+// source address forged as b's) names the wrong recipient; so does a
+// message to b replayed at a third box with the same key.
+func TestPeerRefusesReflection(t *testing.T) {
+	const key = "0123456789abcdef-shared"
+	a, b := ptPair(t, key, key)
+	if err := a.beat(heartbeat{Role: "active", Holds: true}); err != nil {
+		t.Fatal(err)
+	}
+	msg, from := ptReceive(t, b)
+	m, err := b.verify(msg, from, time.Now())
+	if err != nil || m.Type != peerHeartbeat || m.Beat == nil || !m.Beat.Holds {
+		t.Fatalf("heartbeat: %+v, %v", m, err)
+	}
+	reflected := &net.UDPAddr{IP: a.remote.IP, Port: from.Port}
+	if _, err := a.verify(msg, reflected, time.Now()); err == nil || !strings.Contains(err.Error(), "reflected") {
+		t.Fatalf("a's own message back at a: %v, want refused as reflected", err)
+	}
+	c := &peer{local: netip.MustParseAddr("127.0.0.3"), remote: b.remote, key: []byte(key), seen: map[string]time.Time{}}
+	c.remote = &net.UDPAddr{IP: from.IP, Port: from.Port}
+	if _, err := c.verify(msg, from, time.Now()); err == nil || !strings.Contains(err.Error(), "misdirected") {
+		t.Fatalf("b's message at a third box: %v, want refused", err)
 	}
 }
 

@@ -56,12 +56,12 @@ func TestSimulationCatchesBrokenRules(t *testing.T) {
 				// The directed schedule keeps every promise with the rule
 				// intact, and breaks one with it broken.
 				for seed := uint64(1); seed <= 50; seed++ {
-					if r := runSimSchedule(seed, simDefaults, mutantNone, tt.schedule); r.violation != "" {
+					if r := runSimSchedule(seed, simDefaults, mutantNone, tt.schedule, nil); r.violation != "" {
 						t.Fatalf("the directed schedule fails with every rule intact:\n%s", r.report())
 					}
 				}
 				for seed := uint64(1); seed <= 50; seed++ {
-					if r := runSimSchedule(seed, simDefaults, tt.m, tt.schedule); r.violation != "" {
+					if r := runSimSchedule(seed, simDefaults, tt.m, tt.schedule, nil); r.violation != "" {
 						t.Logf("caught by the directed schedule, seed %d: %s", seed, r.violation)
 						return
 					}

@@ -256,6 +256,7 @@ func (w *simWorld) step(tick int) {
 				w.drainConflict(a, conflicts)
 				a.checkFailback()
 			}
+			a.beatIfDue(w.now)
 			a.probes.send(w.now) // the probe of its own VIP needs no link
 			if a.tiebreak != nil {
 				a.tiebreak.ping(w.now)
@@ -286,16 +287,17 @@ type simResult struct {
 	trace     []string
 	schedule  []simFault
 	knownGaps int
+	world     *simWorld // the world at the end, for directed tests
 }
 
 // runSim runs one seed to the end, or to its first violation.
 func runSim(seed uint64, t simTiming, m mutant) simResult {
-	return runSimSchedule(seed, t, m, nil)
+	return runSimSchedule(seed, t, m, nil, nil)
 }
 
 // runSimSchedule runs one seed with a given fault schedule (nil: drawn
-// from the seed).
-func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault) (res simResult) {
+// from the seed); setup, if set, changes the world's drawn settings first.
+func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault, setup func(*simWorld)) (res simResult) {
 	w := newSimWorld(seed, t)
 	w.mutant = m
 	res.seed = seed
@@ -313,9 +315,13 @@ func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault) (re
 	if schedule != nil {
 		res.schedule = schedule
 	}
-	w.failback = w.rnd.IntN(2) == 0
-	if w.failback {
-		w.logf("FLIP_FAILBACK=true on a, peer channel on both")
+	w.peer = w.rnd.IntN(3) > 0
+	w.failback = w.peer && w.rnd.IntN(2) == 0
+	switch {
+	case w.failback:
+		w.logf("FLIP_PEER on both (heartbeats), FLIP_FAILBACK=true on a")
+	case w.peer:
+		w.logf("FLIP_PEER on both (heartbeats)")
 	}
 	if w.tiebreaker = w.rnd.IntN(3) == 0; w.tiebreaker {
 		w.logf("FLIP_TIEBREAKER on both")
@@ -323,6 +329,10 @@ func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault) (re
 	if w.fence = [...]string{"", "", "works", "fails"}[w.rnd.IntN(4)]; w.fence != "" {
 		w.logf("FLIP_FENCE_CMD on both: it %s", w.fence)
 	}
+	if setup != nil {
+		setup(w)
+	}
+	res.world = w
 	for _, b := range w.boxes {
 		b.startAgent()
 	}

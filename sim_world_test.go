@@ -68,9 +68,9 @@ type simWorld struct {
 	// on the wire, which can make a box act on a wrong view (checkSettled).
 	fonebridgeAt    time.Time
 	fonebridgeLossy bool
-	// failback: FLIP_FAILBACK on the primary, with the peer channel on
-	// both boxes (drawn per seed).
-	failback bool
+	// peer: FLIP_PEER on both boxes (heartbeats, hand-over on release);
+	// failback: FLIP_FAILBACK on the primary too (drawn per seed).
+	peer, failback bool
 	// tiebreaker: FLIP_TIEBREAKER on both boxes (drawn per seed).
 	tiebreaker bool
 	// fence: FLIP_FENCE_CMD on both boxes (drawn per seed): "" none,
@@ -161,6 +161,7 @@ type simBox struct {
 	releases      int
 	// conflictAt: when this box, active, last saw the other claim the VIP.
 	conflictAt time.Time
+	added      []time.Duration // when it added the VIP (since the start)
 }
 
 // simService is Asterisk on a box, as the SIP probe sees it.
@@ -371,6 +372,7 @@ func (w *simWorld) holderSeenBy(b *simBox) (net.HardwareAddr, error) {
 // do so blind: while the other box, in plain view, held it and served.
 func (w *simWorld) vipAdded(b *simBox) {
 	w.logf("%s: VIP added", b.name)
+	b.added = append(b.added, w.elapsed())
 	o := w.other(b)
 	if w.lossPct == 0 && o.vip && w.wire(b, o) && o.agent != nil && !o.hung &&
 		o.svc.answers(w.now, w.t.ServiceStart) && b.agent != nil && !b.agent.m.forced {
@@ -457,11 +459,15 @@ func (b *simBox) startAgent() {
 	case "fails":
 		a.fence = func(context.Context, conflictReport) error { return errors.New("no power switch answers (simulated)") }
 	}
-	if w.failback {
-		a.peerSend = func(typ string) error {
+	if w.peer {
+		a.peerSend = func(m peerMsg, copies int) error {
 			o := w.other(b)
-			if w.wire(b, o) && !w.lost() {
-				w.peerMail[o.idx] = append(w.peerMail[o.idx], peerMsg{Type: typ, From: "box-" + b.name})
+			m.From = "box-" + b.name
+			for range copies {
+				if w.wire(b, o) && !w.lost() {
+					w.peerMail[o.idx] = append(w.peerMail[o.idx], m)
+					break // the receiver drops a second copy by its nonce
+				}
 			}
 			return nil
 		}

@@ -29,9 +29,14 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 		if first {
 			a.ev.Conflict(v.Addr, mac)
 		}
+		if gone, why := a.m.holderGone(a.now()); gone {
+			a.log.Warn("the holder's flip is gone; taking over", "vip", v.Addr, "holder", mac.String(), "why", why)
+			holder = conflictReport{vip: v, mac: mac, cause: causeHolderDead, reason: why}
+			break
+		}
 		if a.m.holderSeen(a.now()) {
 			a.log.Warn("holder did not release within FLIP_HOLDER_WAIT; taking over", "vip", v.Addr, "holder", mac.String(), "wait", a.cfg.HolderWait)
-			holder = conflictReport{vip: v, mac: mac}
+			holder = conflictReport{vip: v, mac: mac, cause: causeHolderTimeout, reason: "the holder did not release within FLIP_HOLDER_WAIT"}
 			break
 		}
 		if first {
@@ -62,6 +67,7 @@ func (a *agent) takeover(ctx context.Context, cause, reason string) {
 // is not run twice. VIPs and routes are always redone; that is idempotent.
 func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior journalEntry) {
 	start := a.now()
+	a.beatBusy(doingTakeover)
 	a.m.setRole(roleActive, start, cause)
 	a.log.Info("taking over", "reason", reason)
 	entry := journalEntry{Op: opTakeover, Cause: cause}
@@ -88,6 +94,7 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 			a.stopAll(ctx, i)
 			a.m.setRole(rolePassive, a.now(), causeTakeoverFailed)
 			a.record(journalEntry{Op: opPassive}) // with the hold-down
+			a.beatDone()
 			a.log.Error("takeover aborted", "failed_resource", r.Name(), "reason", err, "total", ms(a.now().Sub(start)))
 			a.logHoldDown()
 			a.ev.Transition(rolePassive, rolePassive, causeTakeoverFailed, fmt.Sprintf("takeover aborted: %s failed: %v", r.Name(), err), false, a.now().Sub(start))
@@ -114,6 +121,7 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 		}
 	}
 	a.record(journalEntry{Op: opActive, Cause: cause})
+	a.beatDone()
 	a.log.Info("takeover complete", "total", ms(a.now().Sub(start)), "phases", strings.Join(phases, " "), "reason", reason)
 	a.ev.Transition(rolePassive, roleActive, cause, reason, true, a.now().Sub(start))
 }
@@ -130,6 +138,7 @@ func (a *agent) release(ctx context.Context, cause, reason string) {
 // do: the switchover's hand-over waits there (handover.go).
 func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNetwork func()) {
 	start := a.now()
+	a.beatBusy(doingRelease)
 	a.log.Warn("releasing", "reason", reason)
 	a.record(journalEntry{Op: opRelease, Cause: cause})
 	a.announce.Stop()
@@ -142,6 +151,7 @@ func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNet
 	}
 	a.m.setRole(rolePassive, a.now(), cause)
 	a.record(journalEntry{Op: opPassive}) // with the hold-down
+	a.beatDone()
 	a.log.Info("release complete", "total", ms(a.now().Sub(start)), "reason", reason)
 	a.logHoldDown()
 	a.ev.Transition(roleActive, rolePassive, cause, reason, true, a.now().Sub(start))

@@ -136,3 +136,16 @@ ev_log_min_gap() {
 			}
 			END { if (min != "") print min }'
 }
+
+# ev_within LATER EARLIER MAX_MS: LATER is at most MAX_MS after EARLIER (and
+# not before it); both must be set. Says the gap. For results the test
+# exists to show (issue 11's "within 3 s"), not for timing flip in general.
+ev_within() {
+	local later=$1 earlier=$2 most=$3
+	if [ -z "$later" ] || [ -z "$earlier" ]; then
+		echo "    (missing event: later='$later' earlier='$earlier')"
+		return 1
+	fi
+	echo "    gap: $((later - earlier)) ms (at most $most ms)"
+	[ $((later - earlier)) -ge 0 ] && [ $((later - earlier)) -le "$most" ]
+}

@@ -290,6 +290,35 @@ peer_env() { # peer_env BOX: the peer channel settings for BOX
 	echo "FLIP_PEER=${LAB_ADDR[$other]} FLIP_PEER_KEY=$PEER_KEY"
 }
 
+# 3.3c Issue 11: a hung holder with the peer channel. a's flip and
+# Asterisk are frozen (SIGSTOP), its kernel still answers ARP for the VIP.
+# b hears no heartbeat and takes over without waiting FLIP_HOLDER_WAIT (61 s
+# here): it serves within 3 s. When a wakes, it hears b's heartbeat and
+# yields: one holder, no second outage.
+test_hung_holder_heartbeats() {
+	lab_standin a
+	lab_standin b
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a)
+	# shellcheck disable=SC2046
+	lab_flip b $(peer_env b)
+	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
+	local hung
+	hung=$(ev_now)
+	kill -STOP "${LAB_FLIP_PID[a]}" "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "b takes over: no heartbeat from a's flip" lab_wait 5 log_has b "the holder's flip is gone"
+	expect "b added the VIP within 3 s of the hang" ev_within "$(ev_first b add)" "$hung" 3000
+	expect "client's neighbour entry moves to b" lab_wait 5 neigh_is b
+	expect "SIP answers through b" lab_wait 5 sip_ok
+	kill -CONT "$(cat "$LAB_DIR/a/state/asterisk.pid")" "${LAB_FLIP_PID[a]}"
+	expect "a wakes and yields (b's heartbeat or its conflict check, whichever comes first)" lab_wait 5 log_has a 'releasing.*was not running for a while'
+	expect "exactly one holder, b" lab_wait 5 only_holder b
+	expect "client's neighbour entry stays on b" neigh_is b
+	expect "SIP still answers" sip_ok
+}
+
 # 3.9 Failback on request only: FLIP_FAILBACK=true on the primary; after it
 # has been a healthy passive for FLIP_FAILBACK_DELAY, the active box releases
 # first, tells it over the peer channel, and only then the primary takes over.
@@ -321,4 +350,4 @@ test_failback() {
 	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
 }
 
-SAFETY_TESTS="split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+SAFETY_TESTS="hung_holder_heartbeats split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"

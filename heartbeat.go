@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// Heartbeats (issue 11): with FLIP_PEER each agent tells the other, a few
+// times per FLIP_DEAD_AFTER, that it runs and what it is and does. Their
+// silence is what ARP cannot tell: a box whose kernel still answers for the
+// VIP but whose flip is gone (frozen, killed, SIGSTOP) is a dead holder,
+// taken over at once instead of after FLIP_HOLDER_WAIT.
+
+// heartbeatsPerDeadAfter is how many heartbeats go out per FLIP_DEAD_AFTER:
+// three can be lost before the other box's silence counts, and at the
+// default (1 s) they cost a datagram every 250 ms.
+const heartbeatsPerDeadAfter = 4
+
+// heartbeat is what one agent says about itself.
+type heartbeat struct {
+	Role    string `json:"role"`              // active or passive
+	Holds   bool   `json:"holds"`             // it holds the VIPs
+	Serving bool   `json:"serving"`           // its own service answered within FLIP_DEAD_AFTER
+	Doing   string `json:"doing,omitempty"`   // doingTakeover, doingRelease: a step under way
+	BusyMS  int64  `json:"busy_ms,omitempty"` // and no heartbeat for at most this long
+}
+
+// What a heartbeat says the sender is doing.
+const (
+	doingTakeover = "taking-over"
+	doingRelease  = "releasing"
+)
+
+// peerView is what the machine knows of the other box's agent.
+type peerView struct {
+	aliveUntil time.Time // its agent is known to run until then
+	last       heartbeat // what it said last
+	heard      bool      // a heartbeat came at least once
+}
+
+// heardPeer takes a heartbeat received at now. The other agent counts as
+// running for FLIP_DEAD_AFTER more, or as long as the step it announced
+// (a long release sends no heartbeat). A box that holds the VIP with its
+// flip stalled (stopped, frozen, restarted) and hears that the other holds
+// it too yields at once, before any conflict check and without announcing.
+func (m *machine) heardPeer(now time.Time, hb heartbeat) decision {
+	// Each heartbeat replaces the last one's promise: a plain one after a
+	// busy one means the step is over.
+	m.peer.aliveUntil = now.Add(max(m.t.DeadAfter, time.Duration(hb.BusyMS)*time.Millisecond))
+	m.peer.last, m.peer.heard = hb, true
+	if hb.Holds {
+		// The holder this box may have gone past is alive after all: in a
+		// conflict, the ordinary rule decides, not "forced".
+		m.forced = false
+	}
+	if m.role == roleActive && m.stalled && hb.Holds {
+		return decision{Verdict: verdictRelease, Cause: causeSplitBrain,
+			Reason: "the other box says it holds the VIP, and flip on this box was not running for a while: yielding"}
+	}
+	return decision{Verdict: verdictStay}
+}
+
+// holderGone is called during a holder check that found the holder on the
+// wire. It reports, when the peer channel is on, that no heartbeat came for
+// FLIP_DEAD_AFTER (since the start, at first) while the wire to the holder
+// worked for FLIP_DEAD_AFTER (its ARP answers: a live agent's heartbeats
+// would have come that way too, so the end of a partition is no evidence),
+// and that the last heartbeat did not announce a release: the holder's flip
+// is gone, whatever its kernel says.
+func (m *machine) holderGone(now time.Time) (bool, string) {
+	if !m.t.Peer || m.broken == mutantNoHeartbeatRule {
+		return false, ""
+	}
+	if m.holderSince.IsZero() {
+		m.holderSince = now
+	}
+	until := m.peer.aliveUntil
+	if until.IsZero() {
+		until = m.started.Add(m.t.DeadAfter)
+	}
+	if now.Before(until) || now.Sub(m.holderSince) < m.t.DeadAfter || m.peer.last.Doing == doingRelease && !m.peer.last.Holds {
+		return false, ""
+	}
+	return true, fmt.Sprintf("no heartbeat from the other box for %s: its flip is gone", now.Sub(until.Add(-m.t.DeadAfter)).Round(time.Millisecond))
+}
+
+// beat is this box's heartbeat now.
+func (m *machine) beat(now time.Time) heartbeat {
+	return heartbeat{Role: m.role.String(), Holds: m.role == roleActive,
+		Serving: !m.lastAnswer.IsZero() && now.Sub(m.lastAnswer) < m.t.DeadAfter}
+}
