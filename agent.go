@@ -35,10 +35,12 @@ type agent struct {
 	// watchBox reports netlink changes of the VIP interfaces; nil in tests.
 	watchBox func(ctx context.Context, out chan<- boxChange)
 	// peer talks to the other box's agent (FLIP_PEER); nil: no channel.
-	peer *peer
+	peer *peerSet
 	// peerSend sends a message to the other box's agent; nil: through
 	// peer (the simulator has its own wire).
 	peerSend func(m peerMsg, copies int) error
+	// silentPaths: which peer paths were silent at the last check.
+	silentPaths map[string]bool
 	// lastBeat: when the last heartbeat went out; beatErrors, the
 	// failures to send one (logged at a bounded rate).
 	lastBeat   time.Time
@@ -306,6 +308,7 @@ func (a *agent) run(ctx context.Context) error {
 		case <-conflictTick.C:
 			a.checkConflicts(conflicts)
 			a.checkFailback()
+			a.checkPaths()
 			continue
 		case m := <-peerMsgs:
 			a.onPeer(ctx, m)

@@ -103,7 +103,7 @@ type config struct {
 	HoldDown         time.Duration // no takeover this long after an own failure
 	ConflictInterval time.Duration // how often an active box asks who else holds its VIPs
 
-	Peer            netip.Addr // the other box's own address; invalid: no peer channel
+	Peers           []netip.Addr // the other box's addresses, one per path; none: no peer channel
 	PeerKey         string
 	PeerPort        int
 	Failback        bool

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,18 +136,26 @@ const peerKeyMin = 16
 
 // checkPeer validates the peer channel and failback settings.
 func (c *config) checkPeer(spec envSpec, addrs map[string][]netip.Prefix) error {
-	if s := strings.TrimSpace(spec.Peer); s != "" {
+	// One or more of the other box's addresses, one per path (the LAN, a
+	// crossover cable...), separated by spaces or commas. The first is on
+	// the LAN, reached from FLIP_SOURCE.
+	for _, s := range strings.FieldsFunc(spec.Peer, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return badVar("FLIP_PEER", "%q is not an IP address; give the other box's own address", s)
+			return badVar("FLIP_PEER", "%q is not an IP address; give the other box's own address (one per path)", s)
 		}
 		if hasAddr(addrs, a) {
 			return badVar("FLIP_PEER", "%s is an address of this box; give the other box's own address", a)
 		}
-		if a.Is4() != c.Source.Is4() {
-			return badVar("FLIP_PEER", "%s and FLIP_SOURCE %s are of different address families", a, c.Source)
+		if len(c.Peers) == 0 && a.Is4() != c.Source.Is4() {
+			return badVar("FLIP_PEER", "%s and FLIP_SOURCE %s are of different address families: the first address is the other box's on the LAN", a, c.Source)
 		}
-		c.Peer = a
+		if slices.Contains(c.Peers, a) {
+			return badVar("FLIP_PEER", "%s is listed twice", a)
+		}
+		c.Peers = append(c.Peers, a)
+	}
+	if len(c.Peers) > 0 {
 		if len(c.PeerKey) < peerKeyMin {
 			return badVar("FLIP_PEER_KEY", "must be set, the same on both boxes, at least %d characters (e.g. from `openssl rand -hex 32`) when FLIP_PEER is set", peerKeyMin)
 		}
@@ -158,7 +167,7 @@ func (c *config) checkPeer(spec envSpec, addrs map[string][]netip.Prefix) error 
 		if !c.Primary {
 			return badVar("FLIP_FAILBACK", "is for the primary box (FLIP_PRIMARY=true): it asks for the service back; unset it here")
 		}
-		if !c.Peer.IsValid() {
+		if len(c.Peers) == 0 {
 			return badVar("FLIP_FAILBACK", "needs FLIP_PEER and FLIP_PEER_KEY: the primary asks the active box to release first")
 		}
 		if c.FailbackDelay <= 0 {

@@ -274,6 +274,10 @@ func (m *machine) decide(now time.Time) decision {
 		// Re-evaluated when the link comes back.
 		return stay("a VIP interface has no link: not taking over", now.Add(m.t.DeadAfter))
 	}
+	if serving, until := m.peerServes(now); serving {
+		// Re-evaluated when its word runs out, or the next heartbeat.
+		return stay("the other box says it holds the VIP and its service answers: this box's path to it is broken, not the service", until)
+	}
 	if now.Before(m.holdDownEnd) {
 		return stay("held down after this box's own service failed (FLIP_HOLD_DOWN)", m.holdDownEnd)
 	}

@@ -84,6 +84,18 @@ func (m *machine) holderGone(now time.Time) (bool, string) {
 	return true, fmt.Sprintf("no heartbeat from the other box for %s: its flip is gone", now.Sub(until.Add(-m.t.DeadAfter)).Round(time.Millisecond))
 }
 
+// peerServes reports that the other box's agent, heard within
+// FLIP_DEAD_AFTER, says it holds the VIP and its own service answers: a
+// passive box whose probes are silent then has lost its path to the
+// service (a cut LAN, a firewall), and taking over would make two holders.
+func (m *machine) peerServes(now time.Time) (bool, time.Time) {
+	if !m.t.Peer || !m.peer.heard || !now.Before(m.peer.aliveUntil) || m.broken == mutantNoHeartbeatRule {
+		return false, time.Time{}
+	}
+	last := m.peer.last
+	return last.Holds && last.Serving && last.Doing == "", m.peer.aliveUntil
+}
+
 // beat is this box's heartbeat now.
 func (m *machine) beat(now time.Time) heartbeat {
 	return heartbeat{Role: m.role.String(), Holds: m.role == roleActive,

@@ -149,13 +149,15 @@ func runAgent(stderr io.Writer) int {
 	ag.journal = &journal{path: cfg.StateFile}
 	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
-	if cfg.Peer.IsValid() {
-		p, err := newPeer(cfg.Source, cfg.Peer, cfg.PeerPort, cfg.PeerKey, cfg.Name, log)
+	if len(cfg.Peers) > 0 {
+		p, err := newPeerSet(cfg.Source, cfg.Peers, cfg.PeerPort, cfg.PeerKey, cfg.Name, log)
 		if err != nil {
 			log.Error("cannot open the peer channel", "err", err)
 			return 1
 		}
 		ag.peer = p
+		defer p.Close()
+		tracker.peerPaths = func(now time.Time) []peerPathStatus { return p.status(now, cfg.DeadAfter) }
 	}
 	if len(cfg.Tiebreakers) > 0 {
 		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)

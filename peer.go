@@ -65,8 +65,34 @@ type peer struct {
 	// rate (a storm of junk must not flood the log).
 	refused rateLog
 
-	mu   sync.Mutex
-	seen map[string]time.Time // nonce -> when, for replay protection
+	mu    sync.Mutex
+	seen  map[string]time.Time // nonce -> when, for replay protection
+	heard []time.Time          // when messages were accepted, the last minute
+}
+
+// heardStats is when a message was last accepted on this path and how many
+// in the last minute.
+func (p *peer) heardStats(now time.Time) (last time.Time, lastMinute int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.heard {
+		if now.Sub(t) < time.Minute {
+			lastMinute++
+		}
+		last = t
+	}
+	return last, lastMinute
+}
+
+// noteHeard records an accepted message at now, keeping the last minute.
+func (p *peer) noteHeard(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := 0
+	for i < len(p.heard) && now.Sub(p.heard[i]) >= time.Minute {
+		i++
+	}
+	p.heard = append(p.heard[i:], now)
 }
 
 func newPeer(source, remote netip.Addr, port int, key, name string, log *slog.Logger) (*peer, error) {
@@ -186,6 +212,7 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 			}
 			continue
 		}
+		p.noteHeard(time.Now())
 		select {
 		case out <- m:
 		case <-ctx.Done():
@@ -302,6 +329,34 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 		a.release(ctx, causeFailback, fmt.Sprintf("failback: the primary %s asked for the service back", m.From))
 		a.m.holdOff(a.now(), a.operatorHoldDown())
 		a.tellPeerReleased()
+	}
+}
+
+// checkPaths warns when a path of the peer channel goes silent while
+// another still delivers, and says when it is back: one broken cable is a
+// warning, not a failure.
+func (a *agent) checkPaths() {
+	if a.peer == nil || len(a.peer.paths) < 2 {
+		return
+	}
+	paths := a.peer.status(a.now(), a.cfg.DeadAfter)
+	if a.silentPaths == nil {
+		a.silentPaths = map[string]bool{}
+	}
+	delivering := 0
+	for _, p := range paths {
+		if !p.Silent {
+			delivering++
+		}
+	}
+	for _, p := range paths {
+		switch {
+		case p.Silent && !a.silentPaths[p.Remote] && delivering > 0:
+			a.log.Warn("peer path silent; the other paths still deliver", "path", p.Local+" -> "+p.Remote, "delivering", delivering, "of", len(paths))
+		case !p.Silent && a.silentPaths[p.Remote]:
+			a.log.Info("peer path delivers again", "path", p.Local+" -> "+p.Remote)
+		}
+		a.silentPaths[p.Remote] = p.Silent
 	}
 }
 

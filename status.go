@@ -16,6 +16,9 @@ import (
 type stateTracker struct {
 	mu sync.Mutex
 
+	// peerPaths reports the peer channel's paths; nil: none.
+	peerPaths func(now time.Time) []peerPathStatus
+
 	name        string
 	primary     bool
 	vips        []string
@@ -81,6 +84,8 @@ type statusSnapshot struct {
 	Probes    probeStatus    `json:"probes"`
 	Conflicts conflictStatus `json:"conflicts"`
 	Fence     fenceStatus    `json:"fence"`
+	// PeerPaths: each path of the peer channel (FLIP_PEER), when set.
+	PeerPaths []peerPathStatus `json:"peer_paths,omitempty"`
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
@@ -278,6 +283,14 @@ func (t *stateTracker) Stopping() {
 }
 
 // Snapshot copies the state; the result shares nothing with the tracker.
+// paths is the peer paths' state, if there is a peer channel.
+func (t *stateTracker) paths(now time.Time) []peerPathStatus {
+	if t.peerPaths == nil {
+		return nil
+	}
+	return t.peerPaths(now)
+}
+
 func (t *stateTracker) Snapshot() statusSnapshot {
 	now := time.Now()
 	t.mu.Lock()
@@ -298,6 +311,7 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 		Conflicts:    t.conflicts,
 		Fence:        t.fence,
 		LastTakeover: copyTransition(t.lastTake),
+		PeerPaths:    t.paths(now),
 		LastRelease:  copyTransition(t.lastRel),
 	}
 	s.LastTransition = copyTransition(t.lastTrans)

@@ -138,6 +138,19 @@ lab_standin() {
 		STANDIN_ARGS="-name standin-asterisk-box-$box $*" "$LAB_ROOT/testdata/standin-service" start asterisk
 }
 
+# lab_crossover: a second cable straight between the boxes (veth xo0,
+# 198.51.100.11/24 on a and .12/24 on b), a second path for the peer
+# channel, as a crossover cable or a second VLAN would be.
+declare -A LAB_XO=([a]=198.51.100.11 [b]=198.51.100.12)
+lab_crossover() {
+	ip link add xo0 netns "$(lab_ns a)" type veth peer name xo0 netns "$(lab_ns b)" || return 1
+	local n
+	for n in a b; do
+		lab_exec "$n" ip addr add "${LAB_XO[$n]}/24" dev xo0 || return 1
+		lab_exec "$n" ip link set xo0 up || return 1
+	done
+}
+
 lab_mac() { lab_exec "$1" cat /sys/class/net/eth0/address; }
 
 # lab_holds BOX: true if BOX has the VIP.

@@ -319,6 +319,37 @@ test_hung_holder_heartbeats() {
 	expect "SIP still answers" sip_ok
 }
 
+# 3.3d Issue 11: two paths for the peer channel (the LAN and a crossover
+# cable). Cutting either one moves nothing (a warning names it); with the
+# LAN cut between the boxes but the crossover up, b's probes and ARP are
+# silent, yet a's heartbeats say it holds the VIP and its service answers:
+# b does not take over, and the clients keep being served by a.
+test_peer_paths() {
+	lab_crossover || fail "crossover cable"
+	lab_standin a
+	lab_standin b
+	lab_flip a FLIP_PEER="${LAB_ADDR[b]} ${LAB_XO[b]}" FLIP_PEER_KEY="$PEER_KEY"
+	lab_flip b FLIP_PEER="${LAB_ADDR[a]} ${LAB_XO[a]}" FLIP_PEER_KEY="$PEER_KEY"
+	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
+	expect "b's status shows two delivering paths" lab_wait 5 bash -c "ip netns exec $(lab_ns b) $LAB_BIN/flip status --json --socket $LAB_DIR/b/flip.sock | tr -d ' \n' | grep -q '\"remote\":\"${LAB_XO[a]}\",\"last_heard\":\"[^\"]*\",\"heard_last_minute\":[1-9][0-9]*,\"silent\":false'"
+	local from
+	from=$(ev_now)
+	lab_log "cut the crossover cable"
+	lab_exec a ip link set xo0 down
+	expect "b warns that one path is silent" lab_wait 5 log_has b 'peer path silent; the other paths still deliver'
+	expect "b does not take over (watched 3 s)" never_holds b 3
+	lab_exec a ip link set xo0 up
+	expect "b says the crossover delivers again" lab_wait 5 log_has b 'peer path delivers again'
+	lab_log "cut the LAN between the boxes, crossover up"
+	nft_partition
+	expect "b does not take over while a's heartbeats say it serves (watched 4 s)" never_holds b 4
+	expect "the clients are still served (sipp)" sip_ok
+	nft_heal
+	expect "a never released, b never took over" test "$(ev_adds b "$from")/$(transitions a)" = "0/1"
+	expect "only a holds" only_holder a
+}
+
 # 3.9 Failback on request only: FLIP_FAILBACK=true on the primary; after it
 # has been a healthy passive for FLIP_FAILBACK_DELAY, the active box releases
 # first, tells it over the peer channel, and only then the primary takes over.
@@ -350,4 +381,4 @@ test_failback() {
 	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
 }
 
-SAFETY_TESTS="hung_holder_heartbeats split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+SAFETY_TESTS="hung_holder_heartbeats peer_paths split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"

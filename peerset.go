@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// peerSet is the peer channel over one or more paths (FLIP_PEER lists the
+// other box's addresses: the LAN, a crossover cable, a second VLAN), as
+// heartbeat ran its heartbeats over Ethernet and a serial cable: one broken
+// cable must not split the pair. Every message goes out on every path;
+// each path has its own socket, bound to this box's address on it.
+type peerSet struct {
+	paths []*peer
+	log   *slog.Logger
+}
+
+// peerPathStatus is one path as `flip status` shows it.
+type peerPathStatus struct {
+	Local     string `json:"local"`
+	Remote    string `json:"remote"`
+	LastHeard string `json:"last_heard,omitempty"`
+	// HeardLastMinute: messages accepted on this path in the last minute
+	// (heartbeatsPerDeadAfter per FLIP_DEAD_AFTER are sent: 240 at the
+	// defaults).
+	HeardLastMinute int  `json:"heard_last_minute"`
+	Silent          bool `json:"silent"` // nothing for FLIP_DEAD_AFTER
+}
+
+// newPeerSet opens one path per remote. The first path's local address is
+// FLIP_SOURCE; the others' are the ones the kernel would send from.
+func newPeerSet(source netip.Addr, remotes []netip.Addr, port int, key, name string, log *slog.Logger) (*peerSet, error) {
+	s := &peerSet{log: log}
+	for i, r := range remotes {
+		local := source
+		if i > 0 {
+			l, err := localAddrFor(r)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("FLIP_PEER: no route to %s from this box: %w", r, err)
+			}
+			local = l
+		}
+		p, err := newPeer(local, r, port, key, name, log)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.paths = append(s.paths, p)
+	}
+	return s, nil
+}
+
+// localAddrFor is the address the kernel sends from to reach remote (a UDP
+// connect sends nothing).
+func localAddrFor(remote netip.Addr) (netip.Addr, error) {
+	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: remote.AsSlice(), Port: 9})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	a, ok := netip.AddrFromSlice(c.LocalAddr().(*net.UDPAddr).IP)
+	if !ok {
+		return netip.Addr{}, errors.New("no local address")
+	}
+	return a.Unmap(), nil
+}
+
+// sendMsg sends m on every path; it fails only if every path failed.
+func (s *peerSet) sendMsg(m peerMsg, copies int) error {
+	var errs []error
+	for _, p := range s.paths {
+		if err := p.sendMsg(m, copies); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == len(s.paths) {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// run receives on every path until ctx ends.
+func (s *peerSet) run(ctx context.Context, out chan<- peerMsg) {
+	for _, p := range s.paths {
+		go p.run(ctx, out)
+	}
+}
+
+// status is every path's state now; deadAfter is FLIP_DEAD_AFTER.
+func (s *peerSet) status(now time.Time, deadAfter time.Duration) []peerPathStatus {
+	out := make([]peerPathStatus, 0, len(s.paths))
+	for _, p := range s.paths {
+		last, n := p.heardStats(now)
+		ps := peerPathStatus{Local: p.local.String(), Remote: p.remote.IP.String(), HeardLastMinute: n,
+			Silent: last.IsZero() || now.Sub(last) >= deadAfter}
+		if !last.IsZero() {
+			ps.LastHeard = timeString(last)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// Close closes every path's socket.
+func (s *peerSet) Close() {
+	for _, p := range s.paths {
+		p.conn.Close()
+	}
+}
