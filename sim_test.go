@@ -316,7 +316,11 @@ func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault, set
 		res.schedule = schedule
 	}
 	w.peer = w.rnd.IntN(3) > 0
+	w.crossover = w.peer && w.rnd.IntN(2) == 0
 	w.failback = w.peer && w.rnd.IntN(2) == 0
+	if w.crossover {
+		w.logf("a crossover cable: a second peer path")
+	}
 	switch {
 	case w.failback:
 		w.logf("FLIP_PEER on both (heartbeats), FLIP_FAILBACK=true on a")

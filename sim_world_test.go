@@ -69,8 +69,10 @@ type simWorld struct {
 	fonebridgeAt    time.Time
 	fonebridgeLossy bool
 	// peer: FLIP_PEER on both boxes (heartbeats, hand-over on release);
-	// failback: FLIP_FAILBACK on the primary too (drawn per seed).
-	peer, failback bool
+	// crossover: a second peer path, a cable straight between the boxes,
+	// which a LAN partition or a cut-off box does not cut; failback:
+	// FLIP_FAILBACK on the primary too (drawn per seed).
+	peer, crossover, failback bool
 	// tiebreaker: FLIP_TIEBREAKER on both boxes (drawn per seed).
 	tiebreaker bool
 	// fence: FLIP_FENCE_CMD on both boxes (drawn per seed): "" none,
@@ -111,6 +113,12 @@ func (w *simWorld) lost() bool { return w.lossPct > 0 && w.rnd.IntN(100) < w.los
 // powered with their links up and no partition between them.
 func (w *simWorld) wire(from, to *simBox) bool {
 	return from.onLAN() && to.onLAN() && !w.partition
+}
+
+// peerPath reports whether a peer message gets from one box to the other
+// on some path: the LAN, or the crossover cable if there is one.
+func (w *simWorld) peerPath(from, to *simBox) bool {
+	return w.wire(from, to) || w.crossover && from.powered && to.powered
 }
 
 // onLAN reports whether box b can send and receive on the LAN: powered,
@@ -464,7 +472,7 @@ func (b *simBox) startAgent() {
 			o := w.other(b)
 			m.From = "box-" + b.name
 			for range copies {
-				if w.wire(b, o) && !w.lost() {
+				if w.peerPath(b, o) && !w.lost() {
 					w.peerMail[o.idx] = append(w.peerMail[o.idx], m)
 					break // the receiver drops a second copy by its nonce
 				}
