@@ -158,6 +158,7 @@ func runAgent(stderr io.Writer) int {
 		ag.peer = p
 		defer p.Close()
 		tracker.peerPaths = func(now time.Time) []peerPathStatus { return p.status(now, cfg.DeadAfter) }
+		tracker.peerRefused = p.refusedTotal
 	}
 	if len(cfg.Tiebreakers) > 0 {
 		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)
@@ -187,6 +188,9 @@ func runAgent(stderr io.Writer) int {
 	}
 	if cfg.MetricsAddr != "" {
 		m := newMetricsEvents("")
+		if ag.peer != nil {
+			m.watchPeer(ag.peer, cfg.DeadAfter)
+		}
 		addr, err := serveMetrics(ctx, cfg.MetricsAddr, m, tracker, log)
 		if err != nil {
 			log.Error("cannot serve metrics", "err", err)

@@ -113,3 +113,13 @@ func (s *peerSet) Close() {
 		p.conn.Close()
 	}
 }
+
+// refusedTotal is how many datagrams the peer channel refused on all
+// paths (junk, a wrong key, reflections, replays).
+func (s *peerSet) refusedTotal() int {
+	n := 0
+	for _, p := range s.paths {
+		n += p.refused.Total()
+	}
+	return n
+}

@@ -16,8 +16,9 @@ import (
 type stateTracker struct {
 	mu sync.Mutex
 
-	// peerPaths reports the peer channel's paths; nil: none.
-	peerPaths func(now time.Time) []peerPathStatus
+	// peerPaths reports the peer channel's paths and refusals; nil: none.
+	peerPaths   func(now time.Time) []peerPathStatus
+	peerRefused func() int
 
 	name        string
 	primary     bool
@@ -84,8 +85,10 @@ type statusSnapshot struct {
 	Probes    probeStatus    `json:"probes"`
 	Conflicts conflictStatus `json:"conflicts"`
 	Fence     fenceStatus    `json:"fence"`
-	// PeerPaths: each path of the peer channel (FLIP_PEER), when set.
-	PeerPaths []peerPathStatus `json:"peer_paths,omitempty"`
+	// PeerPaths: each path of the peer channel (FLIP_PEER), when set, and
+	// how many datagrams it refused.
+	PeerPaths   []peerPathStatus `json:"peer_paths,omitempty"`
+	PeerRefused int              `json:"peer_refused,omitempty"`
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
@@ -291,6 +294,14 @@ func (t *stateTracker) paths(now time.Time) []peerPathStatus {
 	return t.peerPaths(now)
 }
 
+// refused is how many datagrams the peer channel refused.
+func (t *stateTracker) refused() int {
+	if t.peerRefused == nil {
+		return 0
+	}
+	return t.peerRefused()
+}
+
 func (t *stateTracker) Snapshot() statusSnapshot {
 	now := time.Now()
 	t.mu.Lock()
@@ -312,6 +323,7 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 		Fence:        t.fence,
 		LastTakeover: copyTransition(t.lastTake),
 		PeerPaths:    t.paths(now),
+		PeerRefused:  t.refused(),
 		LastRelease:  copyTransition(t.lastRel),
 	}
 	s.LastTransition = copyTransition(t.lastTrans)

@@ -350,6 +350,36 @@ test_peer_paths() {
 	expect "only a holds" only_holder a
 }
 
+# 3.3e Issue 11: a storm of 10,000 junk datagrams at box a's peer port,
+# from the client. a refuses them, counts them (flip status), logs a bounded
+# number of lines, and keeps deciding: its Asterisk killed during the storm
+# is noticed, and b takes over.
+test_peer_junk_storm() {
+	lab_standin a
+	lab_standin b
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a)
+	# shellcheck disable=SC2046
+	lab_flip b $(peer_env b)
+	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	lab_exec c bash -c 'for i in $(seq 10000); do printf "junk %d" "$i" >/dev/udp/'"${LAB_ADDR[a]}"'/5999; done' &
+	local storm=$!
+	LAB_PIDS+=("$storm")
+	sleep 0.2
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "a releases during the storm" lab_wait 5 log_has a 'msg="release complete"'
+	expect "b takes over" lab_wait 5 lab_holds b
+	{ wait "$storm"; } 2>/dev/null
+	local refused lines
+	refused=$(ip netns exec "$(lab_ns a)" "$LAB_BIN/flip" status --json --socket "$LAB_DIR/a/flip.sock" | tr -d ' \n' | sed -n 's/.*"peer_refused":\([0-9]*\).*/\1/p')
+	lines=$(log_count a 'peer datagrams refused')
+	echo "    refused datagrams counted: ${refused:-0}; log lines about them: $lines"
+	expect "the junk was counted" test "${refused:-0}" -ge 1000
+	expect "at most 3 log lines about it (one per 10 s)" test "$lines" -le 3
+	expect "SIP answers through b" lab_wait 5 sip_ok
+}
+
 # 3.9 Failback on request only: FLIP_FAILBACK=true on the primary; after it
 # has been a healthy passive for FLIP_FAILBACK_DELAY, the active box releases
 # first, tells it over the peer channel, and only then the primary takes over.
@@ -381,4 +411,4 @@ test_failback() {
 	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
 }
 
-SAFETY_TESTS="hung_holder_heartbeats peer_paths split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+SAFETY_TESTS="hung_holder_heartbeats peer_paths peer_junk_storm split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
