@@ -253,3 +253,37 @@ func TestAgentConflictKeeperRepointsOnce(t *testing.T) {
 		t.Fatal("the primary, serving, gave the VIP up")
 	}
 }
+
+// fenceEvents records the fences the agent reports.
+type fenceEvents struct {
+	nopEvents
+	durations []time.Duration
+}
+
+func (e *fenceEvents) Fenced(_ error, d time.Duration) { e.durations = append(e.durations, d) }
+
+// TestAgentForcedTakeoverFencesLikeTheAutomaticOne: issue 12, item 1.
+// `flip takeover --force` raises the systemd watchdog for the fence and
+// records its real duration, as the automatic takeover does.
+func TestAgentForcedTakeoverFencesLikeTheAutomaticOne(t *testing.T) {
+	f := newFakeAgent(t, false)
+	f.holder = otherMAC
+	f.cfg.FenceTimeout = 30 * time.Second
+	ev := &fenceEvents{}
+	f.ev = ev
+	var raised []time.Duration
+	f.busy = func(bound time.Duration) func() { raised = append(raised, bound); return func() {} }
+	f.fence = func(context.Context, conflictReport) error {
+		f.now = f.now.Add(12 * time.Second) // a slow IPMI fence
+		return nil
+	}
+	if r := f.onControl(context.Background(), ctlRequest{Cmd: "takeover", Force: true}); !r.OK {
+		t.Fatalf("forced takeover: %+v", r)
+	}
+	if len(raised) == 0 || raised[0] != 30*time.Second {
+		t.Fatalf("watchdog raised for %v, want FLIP_FENCE_TIMEOUT (30s) first", raised)
+	}
+	if len(ev.durations) != 1 || ev.durations[0] != 12*time.Second {
+		t.Fatalf("fence durations recorded %v, want [12s]", ev.durations)
+	}
+}

@@ -179,11 +179,9 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 				return ctlResponse{Error: fmt.Sprintf("box %s holds %s: run `flip switchover` there, or `flip takeover --force` here to take it anyway", mac, v.Addr)}
 			}
 			if a.fence != nil {
-				if err := a.fence(ctx, conflictReport{vip: v, mac: mac}); err != nil {
-					a.ev.Fenced(err, 0)
+				if err := a.runFence(ctx, conflictReport{vip: v, mac: mac}); err != nil {
 					return ctlResponse{Error: fmt.Sprintf("fence of box %s failed, not taking over: %v", mac, err)}
 				}
-				a.ev.Fenced(nil, 0)
 			}
 			// Like a takeover past a hung holder, this box keeps the VIP
 			// in a conflict: the operator said so.

@@ -241,12 +241,8 @@ func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
 	if a.now().Before(a.nextFence) {
 		return false
 	}
-	if a.busy != nil {
-		defer a.busy(a.cfg.FenceTimeout)()
-	}
 	t := a.now()
-	err := a.fence(ctx, c)
-	a.ev.Fenced(err, a.now().Sub(t))
+	err := a.runFence(ctx, c)
 	if err != nil {
 		a.nextFence = a.now().Add(fenceRetryDelay)
 		a.log.Error("fence failed; not taking over", "vip", c.vip.Addr, "holder", c.mac.String(), "err", err, "retry_in", fenceRetryDelay)
@@ -254,6 +250,20 @@ func (a *agent) fenced(ctx context.Context, c conflictReport) bool {
 	}
 	a.log.Warn("fence done; taking over from the hung holder", "vip", c.vip.Addr, "holder", c.mac.String(), "duration", ms(a.now().Sub(t)))
 	return true
+}
+
+// runFence runs FLIP_FENCE_CMD against the holder c: the one place that
+// does, for the automatic takeover and `flip takeover --force` alike. The
+// systemd watchdog is raised for the fence's timeout (a slow IPMI fence
+// must not get flip killed), and its result and duration are recorded.
+func (a *agent) runFence(ctx context.Context, c conflictReport) error {
+	if a.busy != nil {
+		defer a.busy(a.cfg.FenceTimeout)()
+	}
+	t := a.now()
+	err := a.fence(ctx, c)
+	a.ev.Fenced(err, a.now().Sub(t))
+	return err
 }
 
 // logHoldDown says when a box that failed on its own will try again.
