@@ -80,7 +80,9 @@ func execCommandEnv(ctx context.Context, timeout time.Duration, argv, env []stri
 }
 
 // runCommand runs argv like execCommand and folds the outcome into one error
-// that names the command and carries its output.
+// that names the command and carries its exit status and output — never its
+// arguments: `fence_ipmilan ... -p secret` must not reach the log, the
+// control socket's reply or the unauthenticated GET /status.
 func runCommand(ctx context.Context, timeout time.Duration, argv []string) (string, error) {
 	r := execCommand(ctx, timeout, argv)
 	if r.Err == nil {
@@ -90,9 +92,18 @@ func runCommand(ctx context.Context, timeout time.Duration, argv []string) (stri
 		return r.Output, r.Err
 	}
 	if r.Output != "" {
-		return r.Output, fmt.Errorf("%s: %w; output: %s", strings.Join(argv, " "), r.Err, r.Output)
+		return r.Output, fmt.Errorf("%s: %w; output: %s", commandName(argv), r.Err, r.Output)
 	}
-	return r.Output, fmt.Errorf("%s: %w (no output)", strings.Join(argv, " "), r.Err)
+	return r.Output, fmt.Errorf("%s: %w (no output)", commandName(argv), r.Err)
+}
+
+// commandName is what flip says of a command: its program, not its
+// arguments (they may hold a password).
+func commandName(argv []string) string {
+	if len(argv) == 0 {
+		return "(empty command)"
+	}
+	return argv[0]
 }
 
 // tailBuffer keeps the last commandOutputLimit bytes written to it. exec

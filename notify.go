@@ -189,7 +189,7 @@ func (n *notifier) run(j notifyJob) {
 	waited := time.Since(j.at)
 	r := execCommandEnv(n.ctx, n.timeout, argv, env)
 	attrs := []any{
-		"cmd", strings.Join(argv, " "),
+		"cmd", commandName(argv),
 		"duration", ms(r.Duration),
 		"queued", ms(waited),
 	}
@@ -204,4 +204,4 @@ func (n *notifier) run(j notifyJob) {
 	n.log.Error("notify hook failed", attrs...)
 }
 
-func (n *notifier) command() string { return strings.Join(n.argv, " ") }
+func (n *notifier) command() string { return commandName(n.argv) }

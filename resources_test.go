@@ -104,21 +104,21 @@ func TestServiceResourceRuns(t *testing.T) {
 			template: "/bin/false {action}",
 			service:  "asterisk",
 			action:   "start",
-			wantErr:  []string{"asterisk start: ", "/bin/false start", "exit status 1"},
+			wantErr:  []string{"asterisk start: ", "/bin/false: ", "exit status 1"},
 		},
 		{
 			name:     "false stop",
 			template: "/bin/false {action}",
 			service:  "asterisk",
 			action:   "stop",
-			wantErr:  []string{"asterisk stop: ", "/bin/false stop"},
+			wantErr:  []string{"asterisk stop: ", "/bin/false: "},
 		},
 		{
 			name:     "false status",
 			template: "/bin/false {action}",
 			service:  "asterisk",
 			action:   "status",
-			wantErr:  []string{"asterisk status: ", "/bin/false status"},
+			wantErr:  []string{"asterisk status: ", "/bin/false: "},
 		},
 		{
 			name:     "failure carries the command output",
@@ -326,7 +326,7 @@ func TestRunCommandOutput(t *testing.T) {
 			name:    "failure carries stderr",
 			argv:    []string{"sh", "-c", "echo boom >&2; exit 3"},
 			wantOut: "boom",
-			wantErr: []string{"sh -c echo boom >&2; exit 3", "exit status 3", "output: boom"},
+			wantErr: []string{"sh: ", "exit status 3", "output: boom"},
 		},
 		{
 			name:    "failure without output says so",
@@ -409,5 +409,18 @@ func TestRunCommandAbsolutePathNotFound(t *testing.T) {
 	}
 	if !errors.Is(err, errNotFound) {
 		t.Errorf("error %q is not errNotFound", err)
+	}
+}
+
+// TestRunCommandKeepsArgumentsSecret: issue 12, item 4. A failing command's
+// error names the program, its exit status and output, never its
+// arguments (a fence's password).
+func TestRunCommandKeepsArgumentsSecret(t *testing.T) {
+	_, err := runCommand(context.Background(), 5*time.Second, []string{"sh", "-c", "exit 1", "fence_ipmilan", "-p", "s3cret-passw0rd"})
+	if err == nil {
+		t.Fatal("runCommand succeeded, want exit status 1")
+	}
+	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "sh: exit status 1") {
+		t.Fatalf("error %q: want the program and exit status, not the arguments", err)
 	}
 }
