@@ -40,6 +40,10 @@ func (m *machine) conflict() decision {
 		return decision{Verdict: verdictStay, Reason: "not active"}
 	}
 	m.conflicts++
+	// Clean checks just before this claim: the other box, checking on its
+	// own phase, may have counted one more and ended the conflict on its
+	// side, pointing the foneBRIDGE at itself (noConflict).
+	gap := m.cleanChecks
 	m.cleanChecks = 0
 	switch {
 	case m.linkLost:
@@ -47,7 +51,9 @@ func (m *machine) conflict() decision {
 	case m.stalled:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and flip on this box was not running for a while (stopped, frozen or restarted) while it held it: yielding"}
 	case m.forced || (m.t.Primary && !m.lastAnswer.IsZero()) || m.broken == mutantBothKeep:
-		first := !m.keptConflict // the first check of this conflict at which this box keeps
+		// The first check of this conflict at which this box keeps, or the
+		// first claim after a gap the other box may have taken for the end.
+		first := !m.keptConflict || gap >= conflictEndChecks-1
 		m.keptConflict = true
 		return decision{Verdict: verdictStay, Announce: true, Repoint: first,
 			Reason: "another box claims the VIP: keeping it (primary or it took over from a hung holder) and announcing"}
