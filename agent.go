@@ -208,6 +208,10 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 	if active {
 		r = roleActive
 		a.announce.Start(a.cfg.VIPs)
+	} else if entry.Op == opActive {
+		// It was active when flip stopped, and its VIPs are gone (deleted
+		// while flip was down): what it started still runs.
+		a.stopStrayServices(ctx)
 	}
 	a.m = newMachine(a.timing(), now, r)
 	a.m.restore(entry)
@@ -434,4 +438,23 @@ func (a *agent) resumeTakeover(ctx context.Context, prior journalEntry) {
 	// be going past it as a hung holder right now, so in a conflict this
 	// box yields, like any box that resumes holding the VIP.
 	a.m.resumedHolding()
+}
+
+// stopStrayServices stops, right to left, the services of FLIP_RESOURCES
+// that still run on a box that was active when flip stopped and starts
+// passive (its VIPs were deleted while flip was down): they would answer on
+// the box's own address beside the new active box, and in cold standby the
+// passive box runs none. A box that was passive keeps what runs: services
+// started outside flip (hot standby) are not its business.
+func (a *agent) stopStrayServices(ctx context.Context) {
+	for i := len(a.resources) - 1; i >= a.network; i-- {
+		r, ok := a.resources[i].(runner)
+		if !ok || !r.running(ctx) {
+			continue
+		}
+		a.log.Warn("passive box with a managed service running: stopping it", "resource", a.resources[i].Name())
+		if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
+			a.log.Error("cannot stop it", "resource", a.resources[i].Name(), "err", err)
+		}
+	}
 }

@@ -25,7 +25,10 @@ type fakeStep struct {
 	failErr error // Start returns it
 	drift   error // Check returns it until the next Start
 	follows bool  // a holderFollower (the foneBRIDGE)
+	runs    bool  // a runner that runs (a service)
 }
+
+func (s *fakeStep) running(context.Context) bool { return s.runs }
 
 func (s *fakeStep) Name() string { return s.name }
 func (s *fakeStep) Start(context.Context) error {
@@ -287,3 +290,36 @@ func TestAgentForcedTakeoverFencesLikeTheAutomaticOne(t *testing.T) {
 		t.Fatalf("fence durations recorded %v, want [12s]", ev.durations)
 	}
 }
+
+// TestAgentResumeStopsStrayServices: issue 12, item 8. A box that was
+// active when flip stopped and finds its VIPs gone stops the services it
+// had started; a box that was passive leaves running services alone (hot
+// standby starts them outside flip).
+func TestAgentResumeStopsStrayServices(t *testing.T) {
+	for _, tt := range []struct {
+		journal journalOp
+		want    []string
+	}{
+		{opActive, []string{"stop asterisk"}},
+		{opPassive, nil},
+		{"", nil},
+	} {
+		f := newFakeAgent(t, true)
+		f.res["asterisk"].runs = true
+		f.journal.e = journalEntry{Op: tt.journal}
+		f.addrs = fakeAddrs{}
+		if err := f.resume(context.Background(), ftStart); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(f.steps, ",") != strings.Join(tt.want, ",") || f.m.role != rolePassive {
+			t.Errorf("journal %q: steps %v, role %s; want %v, passive", tt.journal, f.steps, f.m.role, tt.want)
+		}
+	}
+}
+
+// fakeAddrs is a box without its VIPs.
+type fakeAddrs struct{}
+
+func (fakeAddrs) Query(vipSpec) (bool, error) { return false, nil }
+func (fakeAddrs) Configure(vipSpec) error     { return nil }
+func (fakeAddrs) Deconfigure(vipSpec) error   { return nil }

@@ -266,6 +266,8 @@ test_restart() {
 	expect "(kernel) deleting the src VIP dropped the connected route" test -z "$(route_src a)"
 	lab_flip a
 	expect "flip repaired the connected route with a's own src" lab_wait 3 bash -c "[ \"\$(ip netns exec $(lab_ns a) ip -4 route show $LAB_SUBNET dev eth0 proto kernel | grep -o 'src [0-9.]*')\" = 'src ${LAB_ADDR[a]}' ]"
+	expect "a, passive now, stopped the Asterisk it found running" lab_wait 5 log_has a 'passive box with a managed service running: stopping it.*resource=asterisk'
+	expect "Asterisk stopped on a" test "$(calls a stop)" = "$((stops + 1))"
 	expect "b takes over the orphaned VIP" lab_wait 10 lab_holds b
 	expect "exactly one holder" only_holder b
 }

@@ -23,6 +23,13 @@ type resource interface {
 	Check(ctx context.Context) error
 }
 
+// runner is a resource that can say whether it runs (a service): a passive
+// box stops those it finds running at start (cold standby: only the active
+// box runs them).
+type runner interface {
+	running(ctx context.Context) bool
+}
+
 // holderFollower is a resource that points something outside the box at
 // the holder (the foneBRIDGE's TDMoE stream): the box that keeps the VIP
 // after a split brain starts it again, since the other box may have pointed
@@ -203,6 +210,9 @@ func (c *commandResource) Name() string { return c.name }
 func (c *commandResource) Start(ctx context.Context) error { return c.run(ctx, "start") }
 func (c *commandResource) Stop(ctx context.Context) error  { return c.run(ctx, "stop") }
 func (c *commandResource) Check(ctx context.Context) error { return c.run(ctx, "status") }
+
+// running reports whether the service runs (its status command exits 0).
+func (c *commandResource) running(ctx context.Context) bool { return c.run(ctx, "status") == nil }
 
 func (c *commandResource) run(ctx context.Context, action string) error {
 	if _, err := runCommand(ctx, c.timeout, c.argv(action)); err != nil {

@@ -270,6 +270,9 @@ func (r *simStep) Stop(ctx context.Context) error {
 }
 func (r *simStep) Check(context.Context) error { return nil }
 
+// running: the simulated Asterisk says whether it runs (a runner).
+func (r *simStep) running(context.Context) bool { return r.name == "asterisk" && r.b.svc.running }
+
 // followsHolder: the simulated fonulator step, like the real one.
 func (r *simStep) followsHolder() bool {
 	return r.name == "fonebridge" && r.b.w.mutant != mutantKeeperForgetsFonebridge
