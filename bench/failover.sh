@@ -41,6 +41,8 @@
 #   box          box a dies: cable cut at the switch, all its processes
 #                killed, its addresses back to boot state (lab_power_off)
 #   asterisk     kill -9 of box a's Asterisk; the box and its agent stay up
+#   hang         box a freezes: its agent and Asterisk get SIGSTOP, its kernel
+#                still answers ARP (not in the default set; SCENARIOS=hang)
 #   switchover   controlled switchover: `flip switchover` on box a (its control
 #                socket; "n/a (not implemented yet)" if the binary has no such
 #                command); keepalived stopped gracefully on box a (SIGTERM:
@@ -170,8 +172,8 @@ start_keepalived() {
 cell_na() {
 	if [ "$2" = switchover ] && [ "${1#flip}" != "$1" ] && [ "$FLIP_HAS_SWITCHOVER" = 0 ]; then
 		echo "n/a (not implemented yet)"
-	elif [ "$1" = flip-peer ] && [ "$2" != switchover ] && [ "$PEER_ALL" != 1 ]; then
-		echo "skipped: as flip (the peer channel is for switchover)"
+	elif [ "$1" = flip-peer ] && [ "$2" != switchover ] && [ "$2" != hang ] && [ "$PEER_ALL" != 1 ]; then
+		echo "skipped: as flip (the peer channel changes the switchover and the hang)"
 	fi
 }
 
@@ -239,6 +241,7 @@ run_once() {
 		case $scen in
 		box) lab_power_off a ;;
 		asterisk) kill_asterisk a ;;
+		hang) hang_box a ;;
 		switchover)
 			if [ "${agent#flip}" != "$agent" ]; then
 				lab_exec a "$LAB_BIN/flip" switchover --socket "$LAB_DIR/a/flip.sock" --json --max 20s \

@@ -158,6 +158,19 @@ ka_asterisk() {
 }
 
 # kill_asterisk BOX: kill -9 every stand-in process of BOX (Asterisk crashes).
+# hang_box BOX: the box freezes: its agent (and keepalived's VRRP child) and
+# its Asterisk stop (SIGSTOP); its kernel goes on answering ARP. lab_down's
+# SIGKILL ends them.
+hang_box() {
+	local box=$1 f
+	kill -STOP "${LAB_FLIP_PID[$box]}" 2>/dev/null
+	[ -f "$LAB_DIR/$box/state/keepalived-vrrp.pid" ] && kill -STOP "$(cat "$LAB_DIR/$box/state/keepalived-vrrp.pid")" 2>/dev/null
+	for f in "$LAB_DIR/$box"/state/asterisk*.pid; do
+		[ -f "$f" ] && kill -STOP "$(cat "$f")" 2>/dev/null
+	done
+	return 0
+}
+
 kill_asterisk() {
 	local box=$1 f
 	for f in "$LAB_DIR/$box"/state/asterisk*.pid; do
