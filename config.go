@@ -274,6 +274,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	if err := c.checkPeer(spec, addrs); err != nil {
 		return nil, err
 	}
+	if err := c.checkAddressRoles(addrs); err != nil {
+		return nil, err
+	}
 	if c.has(kindService) && c.ServiceCmd == "" {
 		return nil, badVar("FLIP_SERVICE_CMD", "is empty but FLIP_RESOURCES lists a service; unset it for the default \"systemctl {action} {name}\"")
 	}

@@ -16,6 +16,9 @@ import (
 // checkTimings rejects durations and counts that would make the agent
 // flap, spin, or never decide.
 func (c *config) checkTimings() error {
+	if err := c.checkBounds(); err != nil {
+		return err
+	}
 	positive := []struct {
 		name string
 		d    time.Duration
@@ -172,6 +175,41 @@ func (c *config) checkPeer(spec envSpec, addrs map[string][]netip.Prefix) error 
 		}
 		if c.FailbackDelay <= 0 {
 			return badVar("FLIP_FAILBACK_DELAY", "must be a positive duration, e.g. 5m")
+		}
+	}
+	return nil
+}
+
+// checkAddressRoles rejects addresses that play two roles that cannot
+// mix: a tiebreaker that is a VIP or the other box (the passive box would
+// count itself cut off exactly when the active box dies, and never take
+// over) or this box itself (it always answers); a peer that is a VIP; a VIP
+// whose prefix is not its subnet's (the kernel makes it a primary address,
+// which it may pick as a source).
+func (c *config) checkAddressRoles(addrs map[string][]netip.Prefix) error {
+	for _, t := range c.Tiebreakers {
+		for _, v := range c.VIPs {
+			if t == v.Addr {
+				return badVar("FLIP_TIEBREAKER", "%s is a VIP: the passive box would count itself cut off exactly when the active box dies; give the gateway or another host both boxes reach", t)
+			}
+		}
+		if slices.Contains(c.Peers, t) {
+			return badVar("FLIP_TIEBREAKER", "%s is the other box (FLIP_PEER): the passive box would count itself cut off exactly when the active box dies; give the gateway or another host both boxes reach", t)
+		}
+		if hasAddr(addrs, t) {
+			return badVar("FLIP_TIEBREAKER", "%s is an address of this box: it always answers; give the gateway or another host both boxes reach", t)
+		}
+	}
+	for _, p := range c.Peers {
+		for _, v := range c.VIPs {
+			if p == v.Addr {
+				return badVar("FLIP_PEER", "%s is a VIP; give the other box's own address", p)
+			}
+		}
+	}
+	for _, v := range c.VIPs {
+		if v.Own.IsValid() && v.Prefix.Bits() != v.Own.Bits() {
+			return badVar("FLIP_RESOURCES", "VIP %s: write it with its subnet's prefix, %s/%d (as %s on %s): another prefix makes it a primary address the kernel may pick as a source", v.Prefix, v.Addr, v.Own.Bits(), v.Own, v.Iface)
 		}
 	}
 	return nil
