@@ -39,6 +39,10 @@ type agent struct {
 	// peerSend sends a message to the other box's agent; nil: through
 	// peer (the simulator has its own wire).
 	peerSend func(m peerMsg, copies int) error
+	// holderErrors: holder checks that failed (logged at a bounded rate);
+	// holderErrStreak: how many in a row (the recheck backs off).
+	holderErrors    rateLog
+	holderErrStreak int
 	// silentPaths: which peer paths were silent at the last check.
 	silentPaths map[string]bool
 	// lastBeat: when the last heartbeat went out; beatErrors, the
@@ -350,7 +354,7 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 	case verdictTakeover:
 		wait, holder := a.holderCheck(results)
 		if wait {
-			return a.now().Add(a.cfg.HolderRecheck)
+			return a.now().Add(a.holderRecheckDelay())
 		}
 		if holder.mac != nil {
 			if !a.fenced(ctx, holder) {
@@ -457,4 +461,15 @@ func (a *agent) stopStrayServices(ctx context.Context) {
 			a.log.Error("cannot stop it", "resource", a.resources[i].Name(), "err", err)
 		}
 	}
+}
+
+// holderRecheckDelay is FLIP_HOLDER_RECHECK, doubled for each holder check
+// in a row that could not be made (no raw socket, the interface gone), up
+// to FLIP_DEAD_AFTER: a broken check must not spin every 20 ms.
+func (a *agent) holderRecheckDelay() time.Duration {
+	d := a.cfg.HolderRecheck
+	for i := 0; i < a.holderErrStreak && d < a.cfg.DeadAfter; i++ {
+		d *= 2
+	}
+	return min(d, max(a.cfg.DeadAfter, a.cfg.HolderRecheck))
 }

@@ -323,3 +323,46 @@ type fakeAddrs struct{}
 func (fakeAddrs) Query(vipSpec) (bool, error) { return false, nil }
 func (fakeAddrs) Configure(vipSpec) error     { return nil }
 func (fakeAddrs) Deconfigure(vipSpec) error   { return nil }
+
+// TestAgentHolderCheckErrorsBackOff: issue 12, item 5. A holder check that
+// cannot be made is logged at a bounded rate and retried with back-off.
+func TestAgentHolderCheckErrorsBackOff(t *testing.T) {
+	f := newFakeAgent(t, false)
+	f.cfg.HolderRecheck = 20 * time.Millisecond
+	f.findHolder = func(vipSpec) (net.HardwareAddr, error) { return nil, errors.New("no CAP_NET_RAW") }
+	var delays []time.Duration
+	for range 200 { // 200 failures in 2 s
+		f.now = f.now.Add(10 * time.Millisecond)
+		if wait, _ := f.holderCheck(nil); !wait {
+			t.Fatal("a failed holder check let the takeover through")
+		}
+		delays = append(delays, f.holderRecheckDelay())
+	}
+	if n := strings.Count(f.logs.String(), "cannot check who holds the VIP"); n > 1 {
+		t.Fatalf("%d log lines for 200 failures in 2 s, want 1 (one per 10 s)", n)
+	}
+	if delays[0] != 40*time.Millisecond || delays[len(delays)-1] != f.cfg.DeadAfter {
+		t.Fatalf("recheck delays from %s to %s, want 40ms doubling up to FLIP_DEAD_AFTER", delays[0], delays[len(delays)-1])
+	}
+}
+
+// TestVIPIfacesFollowsTheName: issue 12, item 2. A VIP interface deleted
+// and created again with a new index is still recognised by its name.
+func TestVIPIfacesFollowsTheName(t *testing.T) {
+	v := &vipIfaces{names: map[string]bool{"eth0": true}, byIndex: map[int]string{2: "eth0"}}
+	if n, ok := v.link(2, "eth0", true); !ok || n != "eth0" {
+		t.Fatalf("deletion of eth0: %q %v", n, ok)
+	}
+	if _, ok := v.name(2); ok {
+		t.Fatal("the deleted index still maps to eth0")
+	}
+	if n, ok := v.link(7, "eth0", false); !ok || n != "eth0" {
+		t.Fatalf("eth0 created again as index 7: %q %v", n, ok)
+	}
+	if n, ok := v.name(7); !ok || n != "eth0" {
+		t.Fatalf("address events of index 7: %q %v, want eth0", n, ok)
+	}
+	if _, ok := v.link(8, "eth9", false); ok {
+		t.Fatal("an interface that carries no VIP was taken for one")
+	}
+}

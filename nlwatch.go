@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -29,41 +30,103 @@ const (
 
 // nlResubscribeDelay spaces resubscriptions: the kernel closes a netlink
 // subscription whose socket buffer overflowed, and flip must not go blind.
-const nlResubscribeDelay = 100 * time.Millisecond
+// Failing again and again, the delay doubles up to nlResubscribeMax, and
+// the log says so at most once per rateLogEvery, with a count.
+const (
+	nlResubscribeDelay = 100 * time.Millisecond
+	nlResubscribeMax   = 5 * time.Second
+	// nlHealthy: a subscription that lasted this long resets the delay.
+	nlHealthy = time.Minute
+)
+
+// vipIfaces maps the VIP interfaces' names to their current indexes. An
+// interface deleted and created again (ifdown/ifup of a VLAN or a bond)
+// comes back with a new index: the map follows the name, or its events
+// (its link coming back up) would be dropped and the box would count its
+// link down for ever.
+type vipIfaces struct {
+	names   map[string]bool
+	byIndex map[int]string
+}
+
+func newVIPIfaces(vips []vipSpec) *vipIfaces {
+	v := &vipIfaces{names: map[string]bool{}, byIndex: map[int]string{}}
+	for _, s := range vips {
+		v.names[s.Iface] = true
+		if l, err := netlink.LinkByName(s.Iface); err == nil {
+			v.byIndex[l.Attrs().Index] = s.Iface
+		}
+	}
+	return v
+}
+
+// name is the VIP interface with this index, if it is one.
+func (v *vipIfaces) name(index int) (string, bool) {
+	n, ok := v.byIndex[index]
+	return n, ok
+}
+
+// link follows a link update: a VIP interface (by name) created or
+// renamed gets its index; one deleted loses it. It reports the interface's
+// name if the update concerns a VIP interface.
+func (v *vipIfaces) link(index int, name string, deleted bool) (string, bool) {
+	if old, ok := v.byIndex[index]; ok && (deleted || old != name) {
+		delete(v.byIndex, index)
+		if deleted {
+			return old, true
+		}
+	}
+	if !v.names[name] || deleted {
+		return "", false
+	}
+	for i, n := range v.byIndex {
+		if n == name && i != index {
+			delete(v.byIndex, i) // the old interface of that name is gone
+		}
+	}
+	v.byIndex[index] = name
+	return name, true
+}
 
 // watchBox subscribes to address, route and link changes of the VIP
 // interfaces and sends what concerns them to out, until ctx ends. A closed
 // subscription is renewed, so a burst of changes cannot blind the agent.
 func watchBox(ctx context.Context, vips []vipSpec, out chan<- boxChange, log *slog.Logger) {
-	ifaces := map[int]string{}
-	for _, v := range vips {
-		if l, err := netlink.LinkByName(v.Iface); err == nil {
-			ifaces[l.Attrs().Index] = v.Iface
-		}
-	}
+	ifaces := newVIPIfaces(vips)
 	send := func(c boxChange) {
 		select {
 		case out <- c:
 		case <-ctx.Done():
 		}
 	}
+	var closed rateLog
+	var lastErr error
+	delay := nlResubscribeDelay
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		if attempt > 0 {
-			log.Warn("netlink subscription closed; subscribing again", "attempt", attempt)
+			if n, ok := closed.note(time.Now()); ok {
+				log.Warn("netlink subscription closed or failed; subscribing again", "times", n, "next_delay", delay, "last_err", fmt.Sprint(lastErr))
+			}
 			select {
-			case <-time.After(nlResubscribeDelay):
+			case <-time.After(delay):
 			case <-ctx.Done():
 				return
 			}
 			// Something may have changed while nobody listened.
 			send(boxChange{kind: changeAddrOrRoute})
 		}
-		watchOnce(ctx, ifaces, send, log)
+		start := time.Now()
+		lastErr = watchOnce(ctx, ifaces, send, log)
+		if time.Since(start) >= nlHealthy {
+			delay = nlResubscribeDelay
+		} else {
+			delay = min(2*delay, nlResubscribeMax)
+		}
 	}
 }
 
 // watchOnce runs one set of subscriptions until one of them closes.
-func watchOnce(ctx context.Context, ifaces map[int]string, send func(boxChange), log *slog.Logger) {
+func watchOnce(ctx context.Context, ifaces *vipIfaces, send func(boxChange), log *slog.Logger) error {
 	done := make(chan struct{})
 	defer close(done)
 	addrs := make(chan netlink.AddrUpdate, 64)
@@ -71,44 +134,42 @@ func watchOnce(ctx context.Context, ifaces map[int]string, send func(boxChange),
 	links := make(chan netlink.LinkUpdate, 64)
 	onErr := func(err error) { log.Debug("netlink subscription error", "err", err) }
 	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		log.Error("cannot watch addresses", "err", err)
-		return
+		return fmt.Errorf("cannot watch addresses: %w", err)
 	}
 	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		log.Error("cannot watch routes", "err", err)
-		return
+		return fmt.Errorf("cannot watch routes: %w", err)
 	}
 	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		log.Error("cannot watch links", "err", err)
-		return
+		return fmt.Errorf("cannot watch links: %w", err)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case u, ok := <-addrs:
 			if !ok {
-				return
+				return nil
 			}
-			if _, mine := ifaces[u.LinkIndex]; mine {
-				send(boxChange{kind: changeAddrOrRoute, iface: ifaces[u.LinkIndex]})
+			if name, mine := ifaces.name(u.LinkIndex); mine {
+				send(boxChange{kind: changeAddrOrRoute, iface: name})
 			}
 		case u, ok := <-routes:
 			if !ok {
-				return
+				return nil
 			}
-			if _, mine := ifaces[u.LinkIndex]; mine && u.Table == unix.RT_TABLE_MAIN {
-				send(boxChange{kind: changeAddrOrRoute, iface: ifaces[u.LinkIndex]})
+			if name, mine := ifaces.name(u.LinkIndex); mine && u.Table == unix.RT_TABLE_MAIN {
+				send(boxChange{kind: changeAddrOrRoute, iface: name})
 			}
 		case u, ok := <-links:
 			if !ok {
-				return
+				return nil
 			}
-			name, mine := ifaces[int(u.Index)]
+			deleted := u.Header.Type == unix.RTM_DELLINK
+			name, mine := ifaces.link(int(u.Index), u.Attrs().Name, deleted)
 			if !mine {
 				continue
 			}
-			if linkCarrying(u.Attrs()) {
+			if !deleted && linkCarrying(u.Attrs()) {
 				send(boxChange{kind: changeLinkUp, iface: name})
 			} else {
 				send(boxChange{kind: changeLinkDown, iface: name})

@@ -19,9 +19,13 @@ func (a *agent) holderCheck(results <-chan probeResult) (wait bool, holder confl
 	for _, v := range a.cfg.VIPs {
 		mac, err := a.findHolder(v)
 		if err != nil {
-			a.log.Error("cannot check who holds the VIP; not taking over", "vip", v.Addr, "err", err)
+			a.holderErrStreak++
+			if n, ok := a.holderErrors.note(a.now()); ok {
+				a.log.Error("cannot check who holds the VIP; not taking over", "vip", v.Addr, "err", err, "times", n)
+			}
 			return true, holder
 		}
+		a.holderErrStreak = 0
 		if mac == nil {
 			continue
 		}

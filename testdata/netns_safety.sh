@@ -380,6 +380,25 @@ test_peer_junk_storm() {
 	expect "SIP answers through b" lab_wait 5 sip_ok
 }
 
+# 3.7b Issue 12, item 2: the passive box's VIP interface is deleted and
+# created again (ifdown/ifup of a VLAN or a bond gives it a new index). flip
+# follows it by name: when the active box then dies, b takes over.
+test_recreated_interface() {
+	hot_pair
+	lab_log "delete and re-create b's eth0"
+	lab_exec b ip link del eth0
+	ip link add eth0 netns "$(lab_ns b)" type veth peer name pb netns "$(lab_ns sw)"
+	lab_exec sw ip link set pb master br0 up
+	lab_exec b sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1
+	lab_exec b ip addr add "${LAB_ADDR[b]}/24" dev eth0
+	lab_exec b ip link set eth0 up
+	expect "b saw the new eth0 carry" lab_wait 5 log_has b 'link changed.*iface=eth0 all_vip_links_up=true'
+	lab_wait 10 flip_heard b || fail "box b's flip does not hear the service again"
+	lab_power_off a
+	expect "b takes over when a dies" lab_wait 5 lab_holds b
+	expect "SIP answers through b" lab_wait 5 sip_ok
+}
+
 # 3.9 Failback on request only: FLIP_FAILBACK=true on the primary; after it
 # has been a healthy passive for FLIP_FAILBACK_DELAY, the active box releases
 # first, tells it over the peer channel, and only then the primary takes over.
@@ -411,4 +430,4 @@ test_failback() {
 	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
 }
 
-SAFETY_TESTS="hung_holder_heartbeats peer_paths peer_junk_storm split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+SAFETY_TESTS="recreated_interface hung_holder_heartbeats peer_paths peer_junk_storm split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
