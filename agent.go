@@ -324,6 +324,13 @@ func (a *agent) run(ctx context.Context) error {
 			a.conflictCheckRunning = false
 			a.onConflict(ctx, c)
 		case call := <-a.ctl:
+			if call.expired(time.Now()) {
+				// Its client gave up while a long step ran: an operator
+				// who saw a time-out must not get a takeover later.
+				a.log.Warn("control request dropped: its client gave up while flip was busy", "cmd", call.req.Cmd)
+				call.reply <- ctlResponse{Error: "dropped: the request waited past its client's time-out"}
+				continue
+			}
 			resp := a.onControl(ctx, call.req)
 			resp.Source = a.cfg.Source.String()
 			if a.tracker != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,7 +22,15 @@ import (
 type ctlRequest struct {
 	Cmd   string `json:"cmd"`
 	Force bool   `json:"force,omitempty"`
+	// Deadline (Unix nanoseconds): the client gives up then. A request
+	// still queued behind a long step at that time is dropped, not
+	// carried out later for nobody.
+	Deadline int64 `json:"deadline,omitempty"`
 }
+
+// ctlMaxRequest bounds one request line: a request is a few dozen bytes,
+// and a client must not make flip buffer without end.
+const ctlMaxRequest = 4096
 
 // ctlResponse is the agent's one-line JSON answer.
 type ctlResponse struct {
@@ -34,9 +43,13 @@ type ctlResponse struct {
 
 // ctlCall is a request handed to the agent's loop, which alone touches the box.
 type ctlCall struct {
-	req   ctlRequest
-	reply chan ctlResponse
+	req      ctlRequest
+	reply    chan ctlResponse
+	deadline time.Time // the client's, or this connection's, whichever is first
 }
+
+// expired reports a call whose client has given up by now.
+func (c ctlCall) expired(now time.Time) bool { return !c.deadline.IsZero() && now.After(c.deadline) }
 
 // ctlCallTimeout bounds how long one connection waits for the agent: a
 // takeover may run fonulator and start Asterisk.
@@ -46,14 +59,25 @@ const ctlCallTimeout = 5 * time.Minute
 // ends. A stale socket left by a killed agent is replaced; one that answers
 // belongs to another running agent, which is an error.
 func serveControl(ctx context.Context, path string, calls chan<- ctlCall, log *slog.Logger) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("FLIP_CONTROL_SOCKET: directory of %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("FLIP_CONTROL_SOCKET: the directory %s is a symbolic link: the socket could land anywhere; use a real directory (e.g. /run/flip)", dir)
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return fmt.Errorf("FLIP_CONTROL_SOCKET: %s answers: another flip is running on this box", path)
 	}
-	_ = os.Remove(path)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("FLIP_CONTROL_SOCKET: %s exists and is not a socket (%s); flip only replaces a stale socket: move it away or choose another path", path, fi.Mode().Type())
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("FLIP_CONTROL_SOCKET: remove the stale socket %s: %w", path, err)
+		}
+	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return fmt.Errorf("FLIP_CONTROL_SOCKET: listen on %s: %w", path, err)
@@ -81,18 +105,27 @@ func serveControl(ctx context.Context, path string, calls chan<- ctlCall, log *s
 
 func handleControl(ctx context.Context, c net.Conn, calls chan<- ctlCall, log *slog.Logger) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(ctlCallTimeout))
+	deadline := time.Now().Add(ctlCallTimeout)
+	_ = c.SetDeadline(deadline)
 	var req ctlRequest
-	line, err := bufio.NewReader(c).ReadBytes('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, ctlMaxRequest)).ReadBytes('\n')
+	if errors.Is(err, io.EOF) && len(line) >= ctlMaxRequest {
+		err = fmt.Errorf("longer than %d bytes", ctlMaxRequest)
+	}
 	if err == nil {
 		err = json.Unmarshal(line, &req)
+	}
+	if req.Deadline > 0 {
+		if d := time.Unix(0, req.Deadline); d.Before(deadline) {
+			deadline = d
+		}
 	}
 	enc := json.NewEncoder(c)
 	if err != nil {
 		_ = enc.Encode(ctlResponse{Error: fmt.Sprintf("bad request (%v): send one line of JSON like {\"cmd\":\"status\"}", err)})
 		return
 	}
-	call := ctlCall{req: req, reply: make(chan ctlResponse, 1)}
+	call := ctlCall{req: req, reply: make(chan ctlResponse, 1), deadline: deadline}
 	select {
 	case calls <- call:
 	case <-ctx.Done():
@@ -121,7 +154,9 @@ func callControl(path string, req ctlRequest) (ctlResponse, error) {
 		return resp, fmt.Errorf("no flip agent answers on %s (%w); is it running? (set FLIP_CONTROL_SOCKET or --socket if it uses another path)", path, err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(ctlCallTimeout))
+	deadline := time.Now().Add(ctlCallTimeout)
+	_ = c.SetDeadline(deadline)
+	req.Deadline = deadline.UnixNano()
 	b, _ := json.Marshal(req)
 	if _, err := c.Write(append(b, '\n')); err != nil {
 		return resp, fmt.Errorf("write to %s: %w", path, err)
