@@ -58,7 +58,7 @@ const ctlCallTimeout = 5 * time.Minute
 // serveControl listens on path and hands each request to calls until ctx
 // ends. A stale socket left by a killed agent is replaced; one that answers
 // belongs to another running agent, which is an error.
-func serveControl(ctx context.Context, path string, calls chan<- ctlCall, log *slog.Logger) error {
+func serveControl(ctx context.Context, path string, calls chan<- ctlCall, status func() ctlResponse, log *slog.Logger) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("FLIP_CONTROL_SOCKET: directory of %s: %w", path, err)
@@ -97,13 +97,13 @@ func serveControl(ctx context.Context, path string, calls chan<- ctlCall, log *s
 			if err != nil {
 				return
 			}
-			go handleControl(ctx, c, calls, log)
+			go handleControl(ctx, c, calls, status, log)
 		}
 	}()
 	return nil
 }
 
-func handleControl(ctx context.Context, c net.Conn, calls chan<- ctlCall, log *slog.Logger) {
+func handleControl(ctx context.Context, c net.Conn, calls chan<- ctlCall, status func() ctlResponse, log *slog.Logger) {
 	defer c.Close()
 	deadline := time.Now().Add(ctlCallTimeout)
 	_ = c.SetDeadline(deadline)
@@ -123,6 +123,12 @@ func handleControl(ctx context.Context, c net.Conn, calls chan<- ctlCall, log *s
 	enc := json.NewEncoder(c)
 	if err != nil {
 		_ = enc.Encode(ctlResponse{Error: fmt.Sprintf("bad request (%v): send one line of JSON like {\"cmd\":\"status\"}", err)})
+		return
+	}
+	if req.Cmd == "status" && status != nil {
+		// From the tracker, not the agent's loop: `flip status` answers
+		// while a long step (fonulator, a slow service start) runs.
+		_ = enc.Encode(status())
 		return
 	}
 	call := ctlCall{req: req, reply: make(chan ctlResponse, 1), deadline: deadline}

@@ -27,7 +27,7 @@ func TestControlSocketRefusesWhatIsNotAStaleSocket(t *testing.T) {
 	if err := os.WriteFile(file, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := serveControl(ctx, file, make(chan ctlCall), log)
+	err := serveControl(ctx, file, make(chan ctlCall), nil, log)
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("serveControl over a regular file: %v, want refused", err)
 	}
@@ -43,7 +43,7 @@ func TestControlSocketRefusesWhatIsNotAStaleSocket(t *testing.T) {
 	if err := os.Symlink(realDir, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := serveControl(ctx, filepath.Join(link, "flip.sock"), make(chan ctlCall), log); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if err := serveControl(ctx, filepath.Join(link, "flip.sock"), make(chan ctlCall), nil, log); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("serveControl in a symlinked directory: %v, want refused", err)
 	}
 
@@ -54,7 +54,7 @@ func TestControlSocketRefusesWhatIsNotAStaleSocket(t *testing.T) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close() // a killed agent's socket: still there, nobody listening
-	if err := serveControl(ctx, stale, make(chan ctlCall), log); err != nil {
+	if err := serveControl(ctx, stale, make(chan ctlCall), nil, log); err != nil {
 		t.Fatalf("serveControl over a stale socket: %v, want it replaced", err)
 	}
 }
@@ -86,7 +86,7 @@ func TestControlBoundsRequestsAndCarriesTheDeadline(t *testing.T) {
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "flip.sock")
 	calls := make(chan ctlCall, 1)
-	if err := serveControl(ctx, path, calls, slog.New(slog.DiscardHandler)); err != nil {
+	if err := serveControl(ctx, path, calls, nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	resp := ctlDial(t, path, strings.Repeat("x", 2*ctlMaxRequest))
@@ -108,5 +108,25 @@ func TestControlBoundsRequestsAndCarriesTheDeadline(t *testing.T) {
 	b, _ := json.Marshal(ctlRequest{Cmd: "takeover", Deadline: past})
 	if resp := ctlDial(t, path, string(b)+"\n"); resp.Error != "dropped" {
 		t.Fatalf("a request past its client's deadline: %+v, want it expired", resp)
+	}
+}
+
+// TestControlStatusWithoutTheLoop: issue 12, item 7. `flip status` is
+// answered from the tracker while the agent's loop is busy (nobody reads
+// the calls), and says which step runs and for how long.
+func TestControlStatusWithoutTheLoop(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "flip.sock")
+	tr := newStateTracker(&config{Name: "box-a"})
+	tr.stepBegins("start", "fonebridge", time.Now().Add(-3*time.Second))
+	status := func() ctlResponse { return ctlResponse{OK: true, Status: tr.Snapshot()} }
+	if err := serveControl(ctx, path, make(chan ctlCall), status, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	resp := ctlDial(t, path, `{"cmd":"status"}`+"\n")
+	b := resp.Status.Busy
+	if !resp.OK || b == nil || b.Resource != "fonebridge" || b.ForMS < 3000 {
+		t.Fatalf("status while busy: %+v (busy %+v), want fonebridge for 3 s or more", resp, b)
 	}
 }

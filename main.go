@@ -182,7 +182,10 @@ func runAgent(stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serveControl(ctx, cfg.ControlSocket, ag.ctl, log); err != nil {
+	status := func() ctlResponse {
+		return ctlResponse{OK: true, Source: cfg.Source.String(), Status: tracker.Snapshot()}
+	}
+	if err := serveControl(ctx, cfg.ControlSocket, ag.ctl, status, log); err != nil {
 		log.Error("cannot open the control socket", "err", err)
 		return 1
 	}

@@ -16,6 +16,8 @@ import (
 type stateTracker struct {
 	mu sync.Mutex
 
+	// busy is the step the agent's loop is in, if any.
+	busy *busyStatus
 	// peerPaths reports the peer channel's paths and refusals; nil: none.
 	peerPaths   func(now time.Time) []peerPathStatus
 	peerRefused func() int
@@ -85,6 +87,9 @@ type statusSnapshot struct {
 	Probes    probeStatus    `json:"probes"`
 	Conflicts conflictStatus `json:"conflicts"`
 	Fence     fenceStatus    `json:"fence"`
+	// Busy: the step the agent is in (a service start, fonulator, the
+	// fence) and for how long; the status is answered all the same.
+	Busy *busyStatus `json:"busy,omitempty"`
 	// PeerPaths: each path of the peer channel (FLIP_PEER), when set, and
 	// how many datagrams it refused.
 	PeerPaths   []peerPathStatus `json:"peer_paths,omitempty"`
@@ -212,6 +217,22 @@ func (t *stateTracker) Probed(r probeResult) {
 	}
 }
 
+// stepBegins records that the agent's loop is busy with one step (a
+// resource start or stop, the fence) from at: `flip status`, answered
+// without the loop, says so while it runs.
+func (t *stateTracker) stepBegins(action, resource string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.busy = &busyStatus{Action: action, Resource: resource, Since: timeString(at), since: at}
+}
+
+// stepEnds records that the step is over.
+func (t *stateTracker) stepEnds() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.busy = nil
+}
+
 func (t *stateTracker) Phase(action, resource string, d time.Duration, err error) {
 	ph := phaseStatus{Action: action, Resource: resource, MS: msFloat(d)}
 	if err != nil {
@@ -219,6 +240,7 @@ func (t *stateTracker) Phase(action, resource string, d time.Duration, err error
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.busy = nil
 	if len(t.pending) < maxPendingPhases {
 		t.pending = append(t.pending, ph)
 	}
@@ -286,6 +308,25 @@ func (t *stateTracker) Stopping() {
 }
 
 // Snapshot copies the state; the result shares nothing with the tracker.
+// busyStatus is a step under way.
+type busyStatus struct {
+	Action   string  `json:"action"` // start, stop, fence
+	Resource string  `json:"resource"`
+	Since    string  `json:"since"`
+	ForMS    float64 `json:"for_ms"`
+	since    time.Time
+}
+
+// busyNow is a copy of the step under way with its age at now.
+func (t *stateTracker) busyNow(now time.Time) *busyStatus {
+	if t.busy == nil {
+		return nil
+	}
+	b := *t.busy
+	b.ForMS = msFloat(now.Sub(b.since))
+	return &b
+}
+
 // paths is the peer paths' state, if there is a peer channel.
 func (t *stateTracker) paths(now time.Time) []peerPathStatus {
 	if t.peerPaths == nil {
@@ -323,6 +364,7 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 		Fence:        t.fence,
 		LastTakeover: copyTransition(t.lastTake),
 		PeerPaths:    t.paths(now),
+		Busy:         t.busyNow(now),
 		PeerRefused:  t.refused(),
 		LastRelease:  copyTransition(t.lastRel),
 	}

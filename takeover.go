@@ -210,6 +210,9 @@ func (a *agent) phase(ctx context.Context, action string, r resource) (time.Dura
 		defer a.busy(a.resourceTimeout(r))()
 	}
 	t := a.now()
+	if a.tracker != nil {
+		a.tracker.stepBegins(action, r.Name(), t)
+	}
 	var err error
 	if action == "start" {
 		err = r.Start(ctx)
@@ -265,6 +268,10 @@ func (a *agent) runFence(ctx context.Context, c conflictReport) error {
 		defer a.busy(a.cfg.FenceTimeout)()
 	}
 	t := a.now()
+	if a.tracker != nil {
+		a.tracker.stepBegins("fence", c.mac.String(), t)
+		defer a.tracker.stepEnds()
+	}
 	err := a.fence(ctx, c)
 	a.ev.Fenced(err, a.now().Sub(t))
 	return err
