@@ -27,6 +27,10 @@ fi
 rm -f "$log"
 echo "== simulation of the pair: 10,000 seeded fault schedules and the mutation table (no race detector)"
 go test -count=1 -run '^TestSimulation' -v . 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|schedules|caught by|seed [0-9]+:' || status=1
+echo "== fuzz: every parser of bytes from the wire, a few seconds each (seed corpus in testdata/fuzz)"
+for target in FuzzSIPAnswer FuzzICMPQuote FuzzARPFrame FuzzNDPFrame FuzzPeerMessage; do
+	go test -run '^$' -fuzz "^$target\$" -fuzztime "${FUZZTIME:-5s}" . 2>&1 | tail -n 3 || status=1
+done
 echo "== namespace end-to-end tests"
 ./netns_test.sh || status=1
 echo "== container test (Docker Engine, FROM scratch images)"
