@@ -101,6 +101,8 @@ type checker struct {
 	probe func(ctx context.Context) (probeResult, error)
 	// tiebreaker checks FLIP_TIEBREAKER.
 	tiebreaker func(cfg *config) checkRow
+	// peer asks the other box's agent on every FLIP_PEER path.
+	peer func(cfg *config) []checkRow
 }
 
 // newSystemChecker looks at the real box, read-only.
@@ -142,6 +144,7 @@ func newSystemChecker(cfg *config, addrs map[string][]netip.Prefix) *checker {
 			return p.probe(ctx), nil
 		},
 		tiebreaker: checkTiebreaker,
+		peer:       checkPeerPaths,
 	}
 }
 
@@ -221,6 +224,9 @@ func (c *checker) run(ctx context.Context) checkReport {
 		holdsAny = holdsAny || h
 	}
 	rows = append(rows, c.checkProbe(ctx, holdsAny))
+	if c.peer != nil {
+		rows = append(rows, c.peer(c.cfg)...)
+	}
 	if c.tiebreaker != nil {
 		rows = append(rows, c.tiebreaker(c.cfg))
 	}

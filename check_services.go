@@ -224,3 +224,29 @@ func pingTiebreakers(cfg *config) (time.Duration, error) {
 	}
 	return 0, fmt.Errorf("no answer within FLIP_DEAD_AFTER (%s)", cfg.DeadAfter)
 }
+
+// checkPeerPaths asks the other box's flip on every FLIP_PEER path (a
+// signed ping, a signed pong): one row per path.
+func checkPeerPaths(cfg *config) []checkRow {
+	return peerPathRows(cfg, pingPaths(cfg.Source, cfg.Peers, cfg.PeerPort, cfg.PeerKey, cfg.Name, cfg.DeadAfter))
+}
+
+// peerPathRows turns the pings' results into rows.
+func peerPathRows(cfg *config, results []pingResult) []checkRow {
+	if len(cfg.Peers) == 0 {
+		return []checkRow{{Name: "peer", Status: checkSkip, Detail: "FLIP_PEER not set: no heartbeats (recommended on every pair)"}}
+	}
+	var rows []checkRow
+	for _, r := range results {
+		row := checkRow{Name: "peer " + r.Remote.String(), Status: checkOK}
+		if r.Err != nil {
+			row.Status = checkFail
+			row.Detail = fmt.Sprintf("path %s -> %s: %v", r.Local, r.Remote, r.Err)
+			row.Fix = fmt.Sprintf("start flip on the other box, open UDP %d between the boxes on this path, and give both the same FLIP_PEER_KEY", cfg.PeerPort)
+		} else {
+			row.Detail = fmt.Sprintf("path %s -> %s: the other box's flip answered a signed ping (%s)", r.Local, r.Remote, r.RTT.Round(time.Microsecond))
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}

@@ -36,7 +36,9 @@ type peerMsg struct {
 	Nonce string `json:"nonce"`
 	// Heartbeats say what the sender's agent is and does.
 	Beat *heartbeat `json:"beat,omitempty"`
-	MAC  string     `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
+	// Echo: a pong's answer to a ping's nonce.
+	Echo string `json:"echo,omitempty"`
+	MAC  string `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
 }
 
 const (
@@ -46,6 +48,10 @@ const (
 	peerReleaseRequest = "release-request"
 	// peerHeartbeat: "my agent runs; this is what it is and does".
 	peerHeartbeat = "heartbeat"
+	// peerPing and peerPong: `flip check` asks each path whether the other
+	// box's agent answers; the agent's peer reader answers at once.
+	peerPing = "ping"
+	peerPong = "pong"
 )
 
 // peerMaxSkew bounds the age of an accepted message: the boxes' clocks
@@ -131,6 +137,21 @@ func (p *peer) beat(hb heartbeat) error {
 	return p.sendMsg(peerMsg{Type: peerHeartbeat, Beat: &hb}, 1)
 }
 
+// sendTo addresses, stamps, signs and sends m once to to (a pong goes to
+// the ping's source port).
+func (p *peer) sendTo(m peerMsg, to *net.UDPAddr) error {
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	m.From, m.Src, m.Dst = p.name, p.local.String(), p.remote.IP.String()
+	m.TS, m.Nonce = time.Now().UnixNano(), hex.EncodeToString(nonce)
+	m.MAC = p.sign(m)
+	b, _ := json.Marshal(m)
+	_, err := p.conn.WriteToUDP(b, to)
+	return err
+}
+
 // sendMsg addresses, stamps, signs and sends m, copies times.
 func (p *peer) sendMsg(m peerMsg, copies int) error {
 	nonce := make([]byte, 12)
@@ -213,6 +234,12 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 			continue
 		}
 		p.noteHeard(time.Now())
+		if m.Type == peerPing {
+			// Answered here, not by the agent's loop: `flip check` asks
+			// whether the path and the key work, whatever the loop does.
+			_ = p.sendTo(peerMsg{Type: peerPong, Echo: m.Nonce}, &net.UDPAddr{IP: from.IP, Port: from.Port})
+			continue
+		}
 		select {
 		case out <- m:
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -187,6 +188,28 @@ func TestPeerConfig(t *testing.T) {
 			var ce *configError
 			if !errors.As(err, &ce) || ce.Var != tt.wantVar {
 				t.Fatalf("loadConfig = %v, want an error for %s", err, tt.wantVar)
+			}
+		})
+	}
+}
+
+// TestPeerPing: `flip check`'s ping is answered by the other agent's peer
+// reader on its own (a signed pong); with another key, nothing answers.
+func TestPeerPing(t *testing.T) {
+	const key = "0123456789abcdef-shared"
+	for _, tt := range []struct {
+		name, key string
+		ok        bool
+	}{{"same key", key, true}, {"another key", "0123456789abcdef-other", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, b := ptPair(t, key, key)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go b.run(ctx, make(chan peerMsg, 8))
+			port := b.conn.LocalAddr().(*net.UDPAddr).Port
+			res := pingPaths(netip.MustParseAddr("127.0.0.1"), []netip.Addr{netip.MustParseAddr("127.0.0.2")}, port, tt.key, "check", 500*time.Millisecond)
+			if (res[0].Err == nil) != tt.ok {
+				t.Fatalf("ping: %+v, want answered %v", res[0], tt.ok)
 			}
 		})
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,4 +125,68 @@ func (s *peerSet) refusedTotal() int {
 		n += p.refused.Total()
 	}
 	return n
+}
+
+// pingPaths is `flip check`'s question to the other box's agent on every
+// path: one signed ping from a socket of its own (the agent holds the peer
+// port) and the signed pong, or nothing, within wait. It returns one result
+// per path, in FLIP_PEER's order: the round trip, or why not.
+func pingPaths(source netip.Addr, remotes []netip.Addr, port int, key, name string, wait time.Duration) []pingResult {
+	out := make([]pingResult, len(remotes))
+	for i, r := range remotes {
+		out[i].Remote = r
+		local := source
+		if i > 0 {
+			l, err := localAddrFor(r)
+			if err != nil {
+				out[i].Err = fmt.Errorf("no route to %s: %w", r, err)
+				continue
+			}
+			local = l
+		}
+		out[i].Local = local
+		p, err := newPeer(local, r, 0, key, name, slog.New(slog.DiscardHandler))
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		p.remote.Port = port
+		out[i].RTT, out[i].Err = p.ping(wait)
+		p.conn.Close()
+	}
+	return out
+}
+
+// pingResult is one path's answer to pingPaths.
+type pingResult struct {
+	Local, Remote netip.Addr
+	RTT           time.Duration
+	Err           error
+}
+
+// ping sends one ping and waits for its pong.
+func (p *peer) ping(wait time.Duration) (time.Duration, error) {
+	start := time.Now()
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		return 0, err
+	}
+	m := peerMsg{Type: peerPing, From: p.name, Src: p.local.String(), Dst: p.remote.IP.String(), TS: start.UnixNano(), Nonce: hex.EncodeToString(nonce)}
+	m.MAC = p.sign(m)
+	b, _ := json.Marshal(m)
+	if _, err := p.conn.WriteToUDP(b, p.remote); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 2048)
+	_ = p.conn.SetReadDeadline(start.Add(wait))
+	for {
+		n, from, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			return 0, fmt.Errorf("no answer within %s: the other box's flip is not running, the path or its UDP port %d is blocked, or FLIP_PEER_KEY differs", wait, p.remote.Port)
+		}
+		got, err := p.verify(buf[:n], from, time.Now())
+		if err == nil && got.Type == peerPong && got.Echo == m.Nonce {
+			return time.Since(start), nil
+		}
+	}
 }
