@@ -366,3 +366,46 @@ func TestVIPIfacesFollowsTheName(t *testing.T) {
 		t.Fatal("an interface that carries no VIP was taken for one")
 	}
 }
+
+// fakeClock is virtual time for resubscribe: Sleep moves it.
+type fakeClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) bool {
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	return true
+}
+
+// TestResubscribeBacksOffAndLogsBounded: issue 12, item 5. A netlink
+// subscription that fails at once, again and again, is retried with a
+// pause doubling up to nlResubscribeMax, and logged once per 10 s with a
+// count, not twice every 100 ms.
+func TestResubscribeBacksOffAndLogsBounded(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := &fakeClock{now: ftStart}
+	attempts := 0
+	resubscribe(ctx, func() error {
+		if attempts++; attempts == 60 {
+			cancel()
+		}
+		return errors.New("permission denied")
+	}, func() {}, clk, log)
+	lines := strings.Count(logs.String(), "netlink subscription closed or failed")
+	elapsed := clk.now.Sub(ftStart)
+	if max := int(elapsed/rateLogEvery) + 1; lines > max {
+		t.Fatalf("%d log lines over %s of failures, want at most %d", lines, elapsed, max)
+	}
+	if clk.sleeps[0] != 2*nlResubscribeDelay || clk.sleeps[len(clk.sleeps)-1] != nlResubscribeMax {
+		t.Fatalf("pauses from %s to %s, want doubling from %s up to %s", clk.sleeps[0], clk.sleeps[len(clk.sleeps)-1], 2*nlResubscribeDelay, nlResubscribeMax)
+	}
+	if !strings.Contains(logs.String(), "permission denied") {
+		t.Fatal("the log does not say why")
+	}
+}

@@ -99,29 +99,54 @@ func watchBox(ctx context.Context, vips []vipSpec, out chan<- boxChange, log *sl
 		case <-ctx.Done():
 		}
 	}
+	resubscribe(ctx, func() error { return watchOnce(ctx, ifaces, send, log) },
+		func() { send(boxChange{kind: changeAddrOrRoute}) }, realClock{}, log)
+}
+
+// resubscribe runs watch again each time it returns, until ctx ends:
+// after a pause that doubles while it keeps failing quickly (up to
+// nlResubscribeMax) and resets once it lasted nlHealthy, with a log line
+// at most every rateLogEvery that counts the failures. missed runs after
+// each pause: something may have changed while nobody listened.
+func resubscribe(ctx context.Context, watch func() error, missed func(), clk clock, log *slog.Logger) {
 	var closed rateLog
 	var lastErr error
 	delay := nlResubscribeDelay
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		if attempt > 0 {
-			if n, ok := closed.note(time.Now()); ok {
+			if n, ok := closed.note(clk.Now()); ok {
 				log.Warn("netlink subscription closed or failed; subscribing again", "times", n, "next_delay", delay, "last_err", fmt.Sprint(lastErr))
 			}
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
+			if !clk.Sleep(ctx, delay) {
 				return
 			}
-			// Something may have changed while nobody listened.
-			send(boxChange{kind: changeAddrOrRoute})
+			missed()
 		}
-		start := time.Now()
-		lastErr = watchOnce(ctx, ifaces, send, log)
-		if time.Since(start) >= nlHealthy {
+		start := clk.Now()
+		lastErr = watch()
+		if clk.Now().Sub(start) >= nlHealthy {
 			delay = nlResubscribeDelay
 		} else {
 			delay = min(2*delay, nlResubscribeMax)
 		}
+	}
+}
+
+// clock is time as resubscribe needs it; realClock is the wall clock.
+type clock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) bool // false: ctx ended
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) Sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -71,14 +71,7 @@ test_probe_over_tcp() {
 # With the peer channel, the switchover's released box tells the other,
 # which takes over at once instead of after FLIP_DEAD_AFTER.
 test_switchover_with_peer() {
-	lab_standin a
-	lab_standin b
-	# shellcheck disable=SC2046
-	lab_flip a $(peer_env a)
-	# shellcheck disable=SC2046
-	lab_flip b $(peer_env b)
-	lab_wait 10 serving a || fail "box a did not start serving"
-	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	peer_pair
 	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
 	expect "switchover exits 0" test $? = 0
 	sed -n 's/^outage: /    switchover outage (peer channel): /p' "$LAB_DIR/a/switchover.txt"

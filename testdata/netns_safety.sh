@@ -283,6 +283,20 @@ test_split_brain_after_restart() {
 	expect "SIP answers through the VIP" lab_wait 5 sip_ok
 }
 
+# peer_pair: a hot pair with the peer channel; box a serves, and flip on
+# both boxes has heard the service.
+peer_pair() {
+	lab_standin a
+	lab_standin b
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a)
+	# shellcheck disable=SC2046
+	lab_flip b $(peer_env b)
+	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
+}
+
 PEER_KEY=flip-test-peer-key-0123456789
 peer_env() { # peer_env BOX: the peer channel settings for BOX
 	local other=b
@@ -296,15 +310,7 @@ peer_env() { # peer_env BOX: the peer channel settings for BOX
 # here): it serves within 3 s. When a wakes, it hears b's heartbeat and
 # yields: one holder, no second outage.
 test_hung_holder_heartbeats() {
-	lab_standin a
-	lab_standin b
-	# shellcheck disable=SC2046
-	lab_flip a $(peer_env a)
-	# shellcheck disable=SC2046
-	lab_flip b $(peer_env b)
-	lab_wait 10 serving a || fail "box a did not start serving"
-	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
-	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
+	peer_pair
 	local hung
 	hung=$(ev_now)
 	kill -STOP "${LAB_FLIP_PID[a]}" "$(cat "$LAB_DIR/a/state/asterisk.pid")"
@@ -355,14 +361,7 @@ test_peer_paths() {
 # number of lines, and keeps deciding: its Asterisk killed during the storm
 # is noticed, and b takes over.
 test_peer_junk_storm() {
-	lab_standin a
-	lab_standin b
-	# shellcheck disable=SC2046
-	lab_flip a $(peer_env a)
-	# shellcheck disable=SC2046
-	lab_flip b $(peer_env b)
-	lab_wait 10 serving a || fail "box a did not start serving"
-	lab_wait 10 flip_heard a || fail "box a's flip did not hear its own service"
+	peer_pair
 	lab_exec c bash -c 'for i in $(seq 10000); do printf "junk %d" "$i" >/dev/udp/'"${LAB_ADDR[a]}"'/5999; done' &
 	local storm=$!
 	LAB_PIDS+=("$storm")
