@@ -10,7 +10,8 @@
 # Environment:
 #   DURATION   seconds of CPU measurement per agent (default 60)
 #   WARMUP     seconds after the pair serves before measuring (default 10)
-#   AGENTS     any of: flip flip-tuned ka-v2 ka-v3 (default all four)
+#   AGENTS     any of: flip flip-tuned flip-peer ka-v2 ka-v3 (default: all but
+#              flip-peer, flip's defaults with heartbeats over FLIP_PEER)
 #   FLIP_ENV   extra VAR=VALUE settings for the flip agents, blank separated
 #              (experiments, e.g. FLIP_ENV="FLIP_CONFLICT_INTERVAL=5s")
 #   RESULTS    directory for the results (default bench/results/footprint-DATE)
@@ -82,9 +83,14 @@ mem_kb() {
 start_pair() {
 	local agent=$1 n
 	case $agent in
-	flip | flip-tuned)
-		local env=()
+	flip | flip-tuned | flip-peer)
+		local env=() pa=() pb=()
 		[ "$agent" = flip-tuned ] && env=(FLIP_PROBE_INTERVAL=20ms FLIP_DEAD_AFTER=200ms)
+		if [ "$agent" = flip-peer ]; then
+			# Heartbeats: 4 per FLIP_DEAD_AFTER each way.
+			pa=(FLIP_PEER="${LAB_ADDR[b]}" FLIP_PEER_KEY=bench-peer-key-not-secret)
+			pb=(FLIP_PEER="${LAB_ADDR[a]}" FLIP_PEER_KEY=bench-peer-key-not-secret)
+		fi
 		local extra=()
 		read -ra extra <<<"$FLIP_ENV"
 		env+=("${extra[@]}")
@@ -92,8 +98,8 @@ start_pair() {
 		lab_redfone b
 		lab_standin a
 		lab_standin b
-		lab_flip a "${env[@]}"
-		lab_flip b "${env[@]}"
+		lab_flip a "${env[@]}" "${pa[@]}"
+		lab_flip b "${env[@]}" "${pb[@]}"
 		lab_wait 20 client_answers_from a || return 1
 		;;
 	ka-v2 | ka-v3)
@@ -117,7 +123,7 @@ start_pair() {
 # procs AGENT: "box role process pid" lines.
 procs() {
 	case $1 in
-	flip | flip-tuned)
+	flip | flip-tuned | flip-peer)
 		echo "a active flip ${LAB_FLIP_PID[a]}"
 		echo "b passive flip ${LAB_FLIP_PID[b]}"
 		;;
@@ -134,7 +140,7 @@ TSV=$RESULTS/footprint.tsv
 : >"$TSV"
 run=0
 for agent in $AGENTS; do
-	case $agent in flip | flip-tuned | ka-v2 | ka-v3) ;; *) bench_die "unknown agent $agent" ;; esac
+	case $agent in flip | flip-tuned | flip-peer | ka-v2 | ka-v3) ;; *) bench_die "unknown agent $agent" ;; esac
 	run=$((run + 1))
 	LAB_ID="$$f$run"
 	LAB_RESOURCES="" LAB_STANDIN_ARGS="" LAB_INIT_DEAD="" LAB_START_TIMEOUT=""
