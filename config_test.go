@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -624,6 +625,33 @@ func TestConfigIgnoresUnprefixedVariables(t *testing.T) {
 			ftSetEnv(t, env)
 			c, err := loadConfig(ftHost())
 			tt.check(t, c, err)
+		})
+	}
+}
+
+// TestLoadConfigRangeEdges: every duration and count just outside its
+// range (config_bounds.go) is refused with exit 2, naming the variable.
+func TestLoadConfigRangeEdges(t *testing.T) {
+	type edge struct{ name, value string }
+	var edges []edge
+	for _, b := range durationBounds {
+		below := b.min - time.Millisecond
+		if b.zeroOK {
+			below = -time.Millisecond
+		}
+		edges = append(edges, edge{b.name, below.String()}, edge{b.name, (b.max + time.Millisecond).String()})
+	}
+	for _, b := range countBounds {
+		edges = append(edges, edge{b.name, strconv.Itoa(b.min - 1)}, edge{b.name, strconv.Itoa(b.max + 1)})
+	}
+	for _, e := range edges {
+		t.Run(e.name+"="+e.value, func(t *testing.T) {
+			ftSetEnv(t, map[string]string{"FLIP_NAME": "pbx1", "FLIP_RESOURCES": "192.0.2.110/24 fonebridge asterisk", e.name: e.value})
+			_, err := loadConfig(ftHost())
+			var ce *configError
+			if !errors.As(err, &ce) || ce.Var != e.name {
+				t.Fatalf("loadConfig = %v, want an error naming %s", err, e.name)
+			}
 		})
 	}
 }
