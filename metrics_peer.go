@@ -26,6 +26,11 @@ func (m *metricsEvents) watchPeer(s *peerSet, deadAfter time.Duration) {
 				return float64(last.UnixNano()) / 1e9
 			}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "flip_peer_path_rtt_seconds",
+				Help:        "The last round trip on this path, from the echo in heartbeats (0: none yet).",
+				ConstLabels: labels,
+			}, func() float64 { return p.roundTrip().Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name:        "flip_peer_path_messages_last_minute",
 				Help:        "Messages accepted on this path in the last minute (heartbeats: 4 per FLIP_DEAD_AFTER).",
 				ConstLabels: labels,

@@ -38,7 +38,13 @@ type peerMsg struct {
 	Beat *heartbeat `json:"beat,omitempty"`
 	// Echo: a pong's answer to a ping's nonce.
 	Echo string `json:"echo,omitempty"`
-	MAC  string `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
+	// EchoTS and HeldNS: on each path, the TS of the last message the
+	// sender got from the recipient, and how long ago it got it; the
+	// recipient's round trip is its clock now minus both (no clock sync
+	// needed: EchoTS is its own time).
+	EchoTS int64  `json:"echo_ts,omitempty"`
+	HeldNS int64  `json:"held_ns,omitempty"`
+	MAC    string `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
 }
 
 const (
@@ -74,6 +80,36 @@ type peer struct {
 	mu    sync.Mutex
 	seen  map[string]time.Time // nonce -> when, for replay protection
 	heard []time.Time          // when messages were accepted, the last minute
+	// lastTS and lastAt: the other box's last message's TS and when it
+	// came (echoed back); rtt: the last round trip measured from an echo.
+	lastTS int64
+	lastAt time.Time
+	rtt    time.Duration
+	first  time.Time // the first message accepted on this path
+}
+
+// echo is what to echo to the other box: the TS of its last message on
+// this path and how long ago it came.
+func (p *peer) echo(now time.Time) (ts, held int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastTS == 0 {
+		return 0, 0
+	}
+	return p.lastTS, now.Sub(p.lastAt).Nanoseconds()
+}
+
+// noteEcho keeps the TS of a message just accepted, for the echo, and
+// measures the round trip if it echoes one of ours.
+func (p *peer) noteEcho(m peerMsg, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastTS, p.lastAt = m.TS, now
+	if m.EchoTS > 0 {
+		if rtt := now.Sub(time.Unix(0, m.EchoTS)) - time.Duration(m.HeldNS); rtt >= 0 && rtt < peerMaxSkew {
+			p.rtt = rtt
+		}
+	}
 }
 
 // heardStats is when a message was last accepted on this path and how many
@@ -90,6 +126,20 @@ func (p *peer) heardStats(now time.Time) (last time.Time, lastMinute int) {
 	return last, lastMinute
 }
 
+// roundTrip is the last round trip measured on this path (0: none yet).
+func (p *peer) roundTrip() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rtt
+}
+
+// firstHeard is when this path first delivered a message (zero: never).
+func (p *peer) firstHeard() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first
+}
+
 // noteHeard records an accepted message at now, keeping the last minute.
 func (p *peer) noteHeard(now time.Time) {
 	p.mu.Lock()
@@ -99,6 +149,9 @@ func (p *peer) noteHeard(now time.Time) {
 		i++
 	}
 	p.heard = append(p.heard[i:], now)
+	if p.first.IsZero() {
+		p.first = now
+	}
 }
 
 func newPeer(source, remote netip.Addr, port int, key, name string, log *slog.Logger) (*peer, error) {
@@ -159,7 +212,9 @@ func (p *peer) sendMsg(m peerMsg, copies int) error {
 		return err
 	}
 	m.From, m.Src, m.Dst = p.name, p.local.String(), p.remote.IP.String()
-	m.TS, m.Nonce = time.Now().UnixNano(), hex.EncodeToString(nonce)
+	now := time.Now()
+	m.TS, m.Nonce = now.UnixNano(), hex.EncodeToString(nonce)
+	m.EchoTS, m.HeldNS = p.echo(now)
 	m.MAC = p.sign(m)
 	b, _ := json.Marshal(m)
 	var err error
@@ -234,6 +289,7 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 			continue
 		}
 		p.noteHeard(time.Now())
+		p.noteEcho(m, time.Now())
 		if m.Type == peerPing {
 			// Answered here, not by the agent's loop: `flip check` asks
 			// whether the path and the key work, whatever the loop does.

@@ -214,3 +214,37 @@ func TestPeerPing(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerRoundTrip: a heartbeat echoes the last one heard on its path,
+// and the box that sent that one measures the round trip from it.
+func TestPeerRoundTrip(t *testing.T) {
+	const key = "0123456789abcdef-shared"
+	a, b := ptPair(t, key, key)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	toA, toB := make(chan peerMsg, 8), make(chan peerMsg, 8)
+	go a.run(ctx, toA)
+	go b.run(ctx, toB)
+	if err := a.beat(heartbeat{Role: "active"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-toB:
+	case <-time.After(2 * time.Second):
+		t.Fatal("b heard nothing")
+	}
+	if err := b.beat(heartbeat{Role: "passive"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-toA:
+		if m.EchoTS == 0 {
+			t.Fatalf("b's heartbeat echoes nothing: %+v", m)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a heard nothing")
+	}
+	if rtt := a.roundTrip(); rtt <= 0 || rtt > time.Second {
+		t.Fatalf("round trip %s, want a small positive one", rtt)
+	}
+}

@@ -33,6 +33,12 @@ type peerPathStatus struct {
 	// defaults).
 	HeardLastMinute int  `json:"heard_last_minute"`
 	Silent          bool `json:"silent"` // nothing for FLIP_DEAD_AFTER
+	// LossPercent: of the heartbeats the other box sent in the last minute
+	// (heartbeatsPerDeadAfter per FLIP_DEAD_AFTER), the share not heard;
+	// counted once the path has been heard for a minute.
+	LossPercent *float64 `json:"loss_percent,omitempty"`
+	// RTTMS: the last round trip on the path, from the echo in heartbeats.
+	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // newPeerSet opens one path per remote. The first path's local address is
@@ -101,7 +107,12 @@ func (s *peerSet) status(now time.Time, deadAfter time.Duration) []peerPathStatu
 	for _, p := range s.paths {
 		last, n := p.heardStats(now)
 		ps := peerPathStatus{Local: p.local.String(), Remote: p.remote.IP.String(), HeardLastMinute: n,
-			Silent: last.IsZero() || now.Sub(last) >= deadAfter}
+			Silent: last.IsZero() || now.Sub(last) >= deadAfter, RTTMS: msFloat(p.roundTrip())}
+		if first := p.firstHeard(); !first.IsZero() && now.Sub(first) >= time.Minute {
+			expected := float64(time.Minute) / float64(deadAfter/heartbeatsPerDeadAfter)
+			loss := max(0, 100*(1-float64(n)/expected))
+			ps.LossPercent = &loss
+		}
 		if !last.IsZero() {
 			ps.LastHeard = timeString(last)
 		}

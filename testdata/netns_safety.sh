@@ -338,6 +338,7 @@ test_peer_paths() {
 	lab_flip b FLIP_PEER="${LAB_ADDR[a]} ${LAB_XO[a]}" FLIP_PEER_KEY="$PEER_KEY"
 	lab_wait 10 serving a || fail "box a did not start serving"
 	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
+	expect "b's status shows a round trip on the LAN path" lab_wait 5 bash -c "ip netns exec $(lab_ns b) $LAB_BIN/flip status --json --socket $LAB_DIR/b/flip.sock | tr -d ' \\n' | grep -q '\"rtt_ms\":[0-9]'"
 	expect "b's status shows two delivering paths" lab_wait 5 bash -c "ip netns exec $(lab_ns b) $LAB_BIN/flip status --json --socket $LAB_DIR/b/flip.sock | tr -d ' \n' | grep -q '\"remote\":\"${LAB_XO[a]}\",\"last_heard\":\"[^\"]*\",\"heard_last_minute\":[1-9][0-9]*,\"silent\":false'"
 	local from
 	from=$(ev_now)
