@@ -333,6 +333,12 @@ func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault, set
 	if w.fence = [...]string{"", "", "works", "fails"}[w.rnd.IntN(4)]; w.fence != "" {
 		w.logf("FLIP_FENCE_CMD on both: it %s", w.fence)
 	}
+	if w.hot = w.rnd.IntN(3) == 0; w.hot {
+		w.logf("hot standby: Asterisk runs on both boxes, outside FLIP_RESOURCES")
+		for _, b := range w.boxes {
+			b.svc.running, b.svc.startedAt = true, w.now
+		}
+	}
 	if setup != nil {
 		setup(w)
 	}
@@ -357,6 +363,7 @@ func runSimSchedule(seed uint64, t simTiming, m mutant, schedule []simFault, set
 		if w.elapsed() == faultsEnd+simSettleBound(t) {
 			w.checkSettled()
 		}
+		w.hotServices()
 		w.step(tick)
 		w.client()
 		overlap = w.checkNeverTwo(overlap)
@@ -447,7 +454,7 @@ func (w *simWorld) checkSettled() {
 		w.violate("never none: %s holds the VIP but its flip is not active", h.name)
 	case !h.svc.answers(w.now, w.t.ServiceStart):
 		w.violate("never none: %s holds the VIP but its service does not answer", h.name)
-	case w.other(h).svc.running && w.other(h).powered && w.other(h).agent != nil:
+	case !w.hot && w.other(h).svc.running && w.other(h).powered && w.other(h).agent != nil:
 		w.violate("cold standby: %s is passive but its Asterisk runs", w.other(h).name)
 	case w.fonebridge != h.idx && (h.conflictAt.Before(w.fonebridgeAt) || w.fonebridgeLossy):
 		// Known gap, counted: the other box ran fonulator while this one

@@ -73,6 +73,8 @@ type simWorld struct {
 	// which a LAN partition or a cut-off box does not cut; failback:
 	// FLIP_FAILBACK on the primary too (drawn per seed).
 	peer, crossover, failback bool
+	// hot: hot standby, Asterisk on both boxes outside flip (drawn).
+	hot bool
 	// tiebreaker: FLIP_TIEBREAKER on both boxes (drawn per seed).
 	tiebreaker bool
 	// fence: FLIP_FENCE_CMD on both boxes (drawn per seed): "" none,
@@ -176,9 +178,10 @@ type simBox struct {
 type simService struct {
 	running   bool
 	startedAt time.Time
-	hung      bool // running, answers nothing (deadlocked)
-	broken    bool // every start fails
-	deaf      bool // starts, never answers, and stays so after the faults stop (a broken install)
+	hung      bool      // running, answers nothing (deadlocked)
+	broken    bool      // every start fails
+	deaf      bool      // starts, never answers, and stays so after the faults stop (a broken install)
+	downSince time.Time // hot standby: not running since (systemd restarts it)
 }
 
 // answers reports whether the service answers SIP at now.
@@ -314,7 +317,38 @@ func (b *simBox) resources() ([]resource, int) {
 		stop: func() { b.svc.running = false },
 	}
 	vip := &simVIPStep{vipResource: vipResource{vip: simVIP, addrs: simAddrs{b}}, b: b}
+	if w.hot {
+		// Hot standby: Asterisk runs on both boxes, started by systemd,
+		// and FLIP_RESOURCES does not list it.
+		return []resource{vip, fonebridge}, 1
+	}
 	return []resource{vip, fonebridge, asterisk}, 1
+}
+
+// simHotRestart is how long systemd takes to start a crashed Asterisk
+// again in hot standby (Restart=always, RestartSec=2).
+const simHotRestart = 2 * time.Second
+
+// hotServices runs systemd for hot standby: Asterisk runs on every powered
+// box, and one that died starts again after simHotRestart unless it is
+// broken.
+func (w *simWorld) hotServices() {
+	if !w.hot {
+		return
+	}
+	for _, b := range w.boxes {
+		switch {
+		case !b.powered:
+			b.svc.downSince = time.Time{}
+		case b.svc.running:
+			b.svc.downSince = time.Time{}
+		case b.svc.downSince.IsZero():
+			b.svc.downSince = w.now
+		case !b.svc.broken && w.now.Sub(b.svc.downSince) >= simHotRestart:
+			b.svc.running, b.svc.startedAt, b.svc.hung, b.svc.downSince = true, w.now, false, time.Time{}
+			w.logf("%s: systemd starts Asterisk again", b.name)
+		}
+	}
 }
 
 // simProbe is the tick probe of box b: the fate of each OPTIONS is known
