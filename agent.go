@@ -331,12 +331,7 @@ func (a *agent) run(ctx context.Context) error {
 				call.reply <- ctlResponse{Error: "dropped: the request waited past its client's time-out"}
 				continue
 			}
-			resp := a.onControl(ctx, call.req)
-			resp.Source = a.cfg.Source.String()
-			if a.tracker != nil {
-				resp.Status = a.tracker.Snapshot()
-			}
-			call.reply <- resp
+			call.reply <- a.withStatus(a.onControl(ctx, call.req))
 		case <-timer.C:
 		}
 		next := a.step(ctx, results)
@@ -479,4 +474,15 @@ func (a *agent) holderRecheckDelay() time.Duration {
 		d *= 2
 	}
 	return min(d, max(a.cfg.DeadAfter, a.cfg.HolderRecheck))
+}
+
+// withStatus adds what every control answer carries: this box's own address
+// (for the switchover's probes) and its state. Safe off the loop: the
+// tracker has its own lock.
+func (a *agent) withStatus(resp ctlResponse) ctlResponse {
+	resp.Source = a.cfg.Source.String()
+	if a.tracker != nil {
+		resp.Status = a.tracker.Snapshot()
+	}
+	return resp
 }

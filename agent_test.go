@@ -102,8 +102,6 @@ func (f *fakeAgent) want(t *testing.T, steps ...string) {
 	}
 }
 
-var otherMAC = net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x12}
-
 func TestAgentTakeoverRollsBackRightToLeft(t *testing.T) {
 	f := newFakeAgent(t, true)
 	f.res["asterisk"].failErr = errors.New("asterisk.service: exit 1")
@@ -156,7 +154,7 @@ func TestAgentResumeAsksTheWireFirst(t *testing.T) {
 	}{
 		{"nobody holds: finishes, fonulator not again", nil,
 			[]string{"start vip", "start routes", "start asterisk"}, roleActive},
-		{"another box holds: abandons, stopping everything", otherMAC,
+		{"another box holds: abandons, stopping everything", arpTestOther,
 			[]string{"stop asterisk", "stop fonebridge", "stop routes", "stop vip"}, rolePassive},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,14 +174,14 @@ func TestAgentResumeAsksTheWireFirst(t *testing.T) {
 
 func TestAgentHolderCheckWaitsThenForces(t *testing.T) {
 	f := newFakeAgent(t, true)
-	f.holder = otherMAC
+	f.holder = arpTestOther
 	wait, h := f.holderCheck(nil)
 	if !wait || h.mac != nil {
 		t.Fatalf("first holder check: wait %v, holder %v; want wait", wait, h.mac)
 	}
 	f.now = ftStart.Add(f.cfg.HolderWait)
 	wait, h = f.holderCheck(nil)
-	if wait || h.mac.String() != otherMAC.String() {
+	if wait || h.mac.String() != arpTestOther.String() {
 		t.Fatalf("after FLIP_HOLDER_WAIT: wait %v, holder %v; want the holder reported", wait, h.mac)
 	}
 }
@@ -191,7 +189,7 @@ func TestAgentHolderCheckWaitsThenForces(t *testing.T) {
 func TestAgentControl(t *testing.T) {
 	t.Run("takeover refused while another box holds, forced past it", func(t *testing.T) {
 		f := newFakeAgent(t, false)
-		f.holder = otherMAC
+		f.holder = arpTestOther
 		if r := f.onControl(context.Background(), ctlRequest{Cmd: "takeover"}); r.OK || !strings.Contains(r.Error, "flip switchover") {
 			t.Fatalf("unforced takeover: %+v", r)
 		}
@@ -219,7 +217,7 @@ func TestAgentControl(t *testing.T) {
 
 func TestAgentPeerReleasedTakesOverOnlyIfTheWireIsFree(t *testing.T) {
 	f := newFakeAgent(t, false)
-	f.holder = otherMAC
+	f.holder = arpTestOther
 	f.onPeer(context.Background(), peerMsg{Type: peerReleased, From: "box-a"})
 	if f.m.role != rolePassive || len(f.steps) != 0 {
 		t.Fatalf("took over while the VIP is still held: role %s, steps %v", f.m.role, f.steps)
@@ -248,7 +246,7 @@ func TestAgentConflictKeeperRepointsOnce(t *testing.T) {
 	f.takeover(context.Background(), causeServiceSilent, "test")
 	f.m.observe(probeResult{Sent: f.now, Answered: true})
 	f.steps = nil
-	c := conflictReport{vip: f.cfg.VIPs[0], mac: otherMAC}
+	c := conflictReport{vip: f.cfg.VIPs[0], mac: arpTestOther}
 	f.onConflict(context.Background(), c)
 	f.onConflict(context.Background(), c)
 	f.want(t, "start fonebridge")
@@ -270,7 +268,7 @@ func (e *fenceEvents) Fenced(_ error, d time.Duration) { e.durations = append(e.
 // records its real duration, as the automatic takeover does.
 func TestAgentForcedTakeoverFencesLikeTheAutomaticOne(t *testing.T) {
 	f := newFakeAgent(t, false)
-	f.holder = otherMAC
+	f.holder = arpTestOther
 	f.cfg.FenceTimeout = 30 * time.Second
 	ev := &fenceEvents{}
 	f.ev = ev

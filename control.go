@@ -199,7 +199,7 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		}
 		a.m.holdOff(a.now(), a.operatorHoldDown())
 		if req.Cmd == "switchover" {
-			a.m.operatorMoved()
+			a.m.failbackOn()
 		}
 		a.tellPeerReleased()
 		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}
@@ -230,7 +230,7 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 			note = fmt.Sprintf("forced: overrode box %s, which holds %s; this box keeps the VIP and announces it. If flip still runs on that box and it is the primary, both keep it: stop flip there (or power it off) first", mac, v.Addr)
 		}
 		a.m.clearHoldDown()
-		a.m.operatorMoved()
+		a.m.failbackOn()
 		a.takeover(ctx, cause, "operator: flip takeover")
 		if a.m.role != roleActive {
 			return ctlResponse{Error: "takeover failed; see the status and the log", Note: note}

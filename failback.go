@@ -59,16 +59,13 @@ func (m *machine) failbackDue(now time.Time) (ask bool, note string) {
 // failbackTransition follows a role change for the failback rule: an own
 // failure turns failback off.
 func (m *machine) failbackTransition(r role, cause string) {
-	if r == rolePassive && ownFailure(cause) && m.broken != mutantFailbackForever {
+	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantFailbackForever {
 		m.fb.failed, m.fb.failedNoted = true, false
 	}
 	m.fb.healthySince = time.Time{}
 }
 
-// failbackServed records that this box's service answered while it held
-// the VIP: it can serve, so failback may resume.
-func (m *machine) failbackServed() { m.fb.failed = false }
-
-// operatorMoved records an operator's takeover or switchover: the operator
-// has judged the boxes, so failback may resume.
-func (m *machine) operatorMoved() { m.fb.failed = false }
+// failbackOn lets failback resume: this box's service answered while it
+// held the VIP (it can serve), or an operator moved the service (flip
+// takeover or switchover: the operator has judged the boxes).
+func (m *machine) failbackOn() { m.fb.failed = false }

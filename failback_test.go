@@ -46,7 +46,7 @@ func TestFailbackOffAfterOwnFailure(t *testing.T) {
 		asksAt bool
 	}{
 		{"stays off", func(*machine) {}, false},
-		{"back on after an operator's takeover or switchover", func(m *machine) { m.operatorMoved() }, true},
+		{"back on after an operator's takeover or switchover", func(m *machine) { m.failbackOn() }, true},
 		{"back on after serving", func(m *machine) {
 			m.setRole(roleActive, ftAt(20*time.Second), causeServiceSilent)
 			m.observe(ftAnswer(20500 * ftMS))

@@ -113,7 +113,7 @@ type machine struct {
 	refusedFrom  time.Time // first port refusal since the last answer
 	refusedCount int       // refusals since then
 	conflicts    int       // active: checks that found another claimant in this conflict
-	cleanChecks  int       // checks in a row, since, that found none: conflictConfirmChecks end it
+	cleanChecks  int       // checks in a row, since, that found none: conflictEndChecks end it
 	lastAlive    time.Time // the agent last showed it runs (alive)
 	wokeAt       time.Time // the agent ran again after a gap (alive): silence before it is no evidence
 	stalled      bool      // active, and the agent did not run for a while (stopped, frozen, restarted)
@@ -121,7 +121,6 @@ type machine struct {
 	keptConflict bool      // this box announced as the keeper in the current conflict
 	fb           failbackState
 	peer         peerView
-	broken       mutant // a rule broken on purpose (simulator only)
 }
 
 func newMachine(t timing, now time.Time, r role) *machine {
@@ -129,7 +128,7 @@ func newMachine(t timing, now time.Time, r role) *machine {
 	// that starts holding the VIP had no agent for a while: what happened
 	// meanwhile (another box took over past it) it cannot know.
 	return &machine{t: t, role: r, started: now, since: now, lastTie: now, lastAlive: now,
-		stalled: r == roleActive && t.broken != mutantNoStallRule, resumed: r == roleActive, broken: t.broken}
+		stalled: r == roleActive && t.broken != mutantNoStallRule, resumed: r == roleActive}
 }
 
 // observe takes one probe result. A probe sent before the last role change
@@ -143,7 +142,7 @@ func (m *machine) observe(r probeResult) {
 		m.lastAnswer = r.Sent
 	}
 	if m.role == roleActive {
-		m.failbackServed()
+		m.failbackOn()
 	}
 	m.heardService = true
 	m.holderSince = time.Time{}
@@ -183,7 +182,7 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.refusedFrom, m.refusedCount = time.Time{}, 0
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
-	if r == rolePassive && ownFailure(cause) && m.broken != mutantNoHoldDown {
+	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)
 	}
 }
@@ -202,10 +201,8 @@ func (m *machine) setLink(up bool, now time.Time) {
 	if !up && m.role == roleActive {
 		m.linkLost = true
 	}
-	if m.linkDown && up && m.broken != mutantNoStallRule {
-		m.wokeAt = now
-		m.refusedFrom, m.refusedCount = time.Time{}, 0
-		m.holderSince = time.Time{}
+	if m.linkDown && up && m.t.broken != mutantNoStallRule {
+		m.woke(now)
 	}
 	m.linkDown = !up
 }

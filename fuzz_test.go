@@ -16,12 +16,6 @@ import (
 // messages. Each must never panic, whatever it is fed; the seed corpus is
 // in testdata/fuzz/, and ./test.sh runs each for a few seconds.
 
-var (
-	fuzzOurs = net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x11}
-	fuzzVIP4 = netip.MustParseAddr("192.0.2.100")
-	fuzzVIP6 = netip.MustParseAddr("2001:db8::100")
-)
-
 // FuzzSIPAnswer: the tick probe's parser of answers and their arrival
 // time (SO_TIMESTAMPNS in the ancillary data).
 func FuzzSIPAnswer(f *testing.F) {
@@ -53,7 +47,7 @@ func FuzzICMPQuote(f *testing.F) {
 // FuzzARPFrame: the holder check's and the hand-over's readers of ARP
 // frames.
 func FuzzARPFrame(f *testing.F) {
-	frames, err := garpFrames(net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x12}, fuzzVIP4)
+	frames, err := garpFrames(arpTestOther, arpTestVIP)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -62,28 +56,27 @@ func FuzzARPFrame(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if mac := claimant(b, fuzzOurs, fuzzVIP4); mac != nil && mac.String() == fuzzOurs.String() {
+		if mac := claimant(b, arpTestMAC, arpTestVIP); mac != nil && mac.String() == arpTestMAC.String() {
 			t.Fatal("our own frame taken for another box's claim")
 		}
-		_ = arpAsker(b, fuzzOurs, fuzzVIP4)
+		_ = arpAsker(b, arpTestMAC, arpTestVIP)
 	})
 }
 
 // FuzzNDPFrame: the same for IPv6 (Neighbour Advertisements and
 // Solicitations).
 func FuzzNDPFrame(f *testing.F) {
-	other := net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x12}
-	if na, err := unsolicitedNAFrame(other, fuzzVIP6); err == nil {
+	if na, err := unsolicitedNAFrame(ndpTestOther, ndpTestVIP); err == nil {
 		f.Add(na)
 	}
-	if ns, err := solicitationFrame(other, netip.MustParseAddr("2001:db8::12"), fuzzVIP6); err == nil {
+	if ns, err := solicitationFrame(ndpTestOther, netip.MustParseAddr("2001:db8::12"), ndpTestVIP); err == nil {
 		f.Add(ns)
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = ndpClaimant(b, fuzzOurs, fuzzVIP6)
-		_ = ndpAsker(b, fuzzOurs, fuzzVIP6)
-		_, _, _, _ = ndpMessage(b, fuzzOurs)
+		_ = ndpClaimant(b, ndpTestOurs, ndpTestVIP)
+		_ = ndpAsker(b, ndpTestOurs, ndpTestVIP)
+		_, _, _, _ = ndpMessage(b, ndpTestOurs)
 	})
 }
 

@@ -35,7 +35,6 @@ const (
 type peerView struct {
 	aliveUntil time.Time // its agent is known to run until then
 	last       heartbeat // what it said last
-	heard      bool      // a heartbeat came at least once
 }
 
 // heardPeer takes a heartbeat received at now. The other agent counts as
@@ -47,7 +46,7 @@ func (m *machine) heardPeer(now time.Time, hb heartbeat) decision {
 	// Each heartbeat replaces the last one's promise: a plain one after a
 	// busy one means the step is over.
 	m.peer.aliveUntil = now.Add(max(m.t.DeadAfter, time.Duration(hb.BusyMS)*time.Millisecond))
-	m.peer.last, m.peer.heard = hb, true
+	m.peer.last = hb
 	if hb.Holds {
 		// The holder this box may have gone past is alive after all: in a
 		// conflict, the ordinary rule decides, not "forced".
@@ -68,7 +67,7 @@ func (m *machine) heardPeer(now time.Time, hb heartbeat) decision {
 // and that the last heartbeat did not announce a release: the holder's flip
 // is gone, whatever its kernel says.
 func (m *machine) holderGone(now time.Time) (bool, string) {
-	if !m.t.Peer || m.broken == mutantNoHeartbeatRule {
+	if !m.t.Peer || m.t.broken == mutantNoHeartbeatRule {
 		return false, ""
 	}
 	if m.holderSince.IsZero() {
@@ -89,7 +88,7 @@ func (m *machine) holderGone(now time.Time) (bool, string) {
 // passive box whose probes are silent then has lost its path to the
 // service (a cut LAN, a firewall), and taking over would make two holders.
 func (m *machine) peerServes(now time.Time) (bool, time.Time) {
-	if !m.t.Peer || !m.peer.heard || !now.Before(m.peer.aliveUntil) || m.broken == mutantNoHeartbeatRule {
+	if !m.t.Peer || !now.Before(m.peer.aliveUntil) || m.t.broken == mutantNoHeartbeatRule {
 		return false, time.Time{}
 	}
 	last := m.peer.last

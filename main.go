@@ -182,9 +182,7 @@ func runAgent(stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	status := func() ctlResponse {
-		return ctlResponse{OK: true, Source: cfg.Source.String(), Status: tracker.Snapshot()}
-	}
+	status := func() ctlResponse { return ag.withStatus(ctlResponse{OK: true}) }
 	if err := serveControl(ctx, cfg.ControlSocket, ag.ctl, status, log); err != nil {
 		log.Error("cannot open the control socket", "err", err)
 		return 1
@@ -192,7 +190,7 @@ func runAgent(stderr io.Writer) int {
 	if cfg.MetricsAddr != "" {
 		m := newMetricsEvents("")
 		if ag.peer != nil {
-			m.watchPeer(ag.peer, cfg.DeadAfter)
+			m.watchPeer(ag.peer)
 		}
 		addr, err := serveMetrics(ctx, cfg.MetricsAddr, m, tracker, log)
 		if err != nil {

@@ -9,10 +9,9 @@ import (
 // watchPeer adds the peer channel's metrics, read at each scrape: per path
 // when a message was last accepted and how many in the last minute, and how
 // many datagrams were refused.
-func (m *metricsEvents) watchPeer(s *peerSet, deadAfter time.Duration) {
-	for i, p := range s.paths {
+func (m *metricsEvents) watchPeer(s *peerSet) {
+	for _, p := range s.paths {
 		labels := prometheus.Labels{"local": p.local.String(), "remote": p.remote.IP.String()}
-		path := func() peerPathStatus { return s.status(time.Now(), deadAfter)[i] }
 		m.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name:        "flip_peer_path_last_heard_timestamp_seconds",
@@ -34,7 +33,10 @@ func (m *metricsEvents) watchPeer(s *peerSet, deadAfter time.Duration) {
 				Name:        "flip_peer_path_messages_last_minute",
 				Help:        "Messages accepted on this path in the last minute (heartbeats: 4 per FLIP_DEAD_AFTER).",
 				ConstLabels: labels,
-			}, func() float64 { return float64(path().HeardLastMinute) }),
+			}, func() float64 {
+				_, n := p.heardStats(time.Now())
+				return float64(n)
+			}),
 		)
 	}
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

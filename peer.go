@@ -190,34 +190,40 @@ func (p *peer) beat(hb heartbeat) error {
 	return p.sendMsg(peerMsg{Type: peerHeartbeat, Beat: &hb}, 1)
 }
 
-// sendTo addresses, stamps, signs and sends m once to to (a pong goes to
-// the ping's source port).
-func (p *peer) sendTo(m peerMsg, to *net.UDPAddr) error {
+// seal addresses m from this path's local address to its remote one,
+// stamps it with now, a fresh nonce and the echo of the other box's last
+// message, and signs it: every message of the peer channel goes through
+// here.
+func (p *peer) seal(m peerMsg, now time.Time) (peerMsg, []byte, error) {
 	nonce := make([]byte, 12)
 	if _, err := rand.Read(nonce); err != nil {
-		return err
+		return m, nil, err
 	}
 	m.From, m.Src, m.Dst = p.name, p.local.String(), p.remote.IP.String()
-	m.TS, m.Nonce = time.Now().UnixNano(), hex.EncodeToString(nonce)
-	m.MAC = p.sign(m)
-	b, _ := json.Marshal(m)
-	_, err := p.conn.WriteToUDP(b, to)
-	return err
-}
-
-// sendMsg addresses, stamps, signs and sends m, copies times.
-func (p *peer) sendMsg(m peerMsg, copies int) error {
-	nonce := make([]byte, 12)
-	if _, err := rand.Read(nonce); err != nil {
-		return err
-	}
-	m.From, m.Src, m.Dst = p.name, p.local.String(), p.remote.IP.String()
-	now := time.Now()
 	m.TS, m.Nonce = now.UnixNano(), hex.EncodeToString(nonce)
 	m.EchoTS, m.HeldNS = p.echo(now)
 	m.MAC = p.sign(m)
-	b, _ := json.Marshal(m)
-	var err error
+	b, err := json.Marshal(m)
+	return m, b, err
+}
+
+// sendTo seals m and sends it once to to (a pong goes to the ping's
+// source port).
+func (p *peer) sendTo(m peerMsg, to *net.UDPAddr) error {
+	_, b, err := p.seal(m, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = p.conn.WriteToUDP(b, to)
+	return err
+}
+
+// sendMsg seals m and sends it to the other box, copies times.
+func (p *peer) sendMsg(m peerMsg, copies int) error {
+	_, b, err := p.seal(m, time.Now())
+	if err != nil {
+		return err
+	}
 	for i := 0; i < copies; i++ {
 		if i > 0 {
 			time.Sleep(2 * time.Millisecond)
@@ -327,12 +333,7 @@ func (a *agent) beatIfDue(now time.Time) {
 	if !a.hasPeer() || now.Sub(a.lastBeat) < a.cfg.DeadAfter/heartbeatsPerDeadAfter {
 		return
 	}
-	a.lastBeat = now
-	if err := a.transmit(peerMsg{Type: peerHeartbeat, Beat: ptr(a.m.beat(now))}, 1); err != nil {
-		if n, ok := a.beatErrors.note(now); ok {
-			a.log.Warn("heartbeats not sent", "count", n, "last_err", err)
-		}
-	}
+	a.sendBeat(a.m.beat(now), now, 1)
 }
 
 // beatBusy tells the other box, before a takeover or a release, that this
@@ -348,23 +349,35 @@ func (a *agent) beatBusy(doing string) {
 	}
 	hb := a.m.beat(a.now())
 	hb.Doing, hb.BusyMS = doing, bound.Milliseconds()
-	a.lastBeat = a.now()
-	_ = a.transmit(peerMsg{Type: peerHeartbeat, Beat: &hb}, 2)
+	// Twice before a release (a lost one could make the other box take
+	// this one for dead mid-release); once before a takeover, which must
+	// not wait the 2 ms between copies.
+	copies := 1
+	if doing == doingRelease {
+		copies = 2
+	}
+	a.sendBeat(hb, a.now(), copies)
 }
 
 // beatDone tells the other box at once that the takeover or release is
 // over (a plain heartbeat replaces the busy one's promise): an agent that
 // hangs right after it must not count as alive for the whole bound.
 func (a *agent) beatDone() {
-	if !a.hasPeer() {
-		return
+	if a.hasPeer() {
+		a.sendBeat(a.m.beat(a.now()), a.now(), 1) // the next regular one follows within a tick
 	}
-	a.lastBeat = a.now()
-	_ = a.transmit(peerMsg{Type: peerHeartbeat, Beat: ptr(a.m.beat(a.now()))}, 2)
 }
 
-// ptr returns a pointer to a copy of v.
-func ptr[T any](v T) *T { return &v }
+// sendBeat sends one heartbeat, copies times, and counts the next one from
+// now; failures are logged at a bounded rate.
+func (a *agent) sendBeat(hb heartbeat, now time.Time, copies int) {
+	a.lastBeat = now
+	if err := a.transmit(peerMsg{Type: peerHeartbeat, Beat: &hb}, copies); err != nil {
+		if n, ok := a.beatErrors.note(now); ok {
+			a.log.Warn("heartbeats not sent", "count", n, "last_err", err)
+		}
+	}
+}
 
 // tellPeerReleased tells the other box that this one has released
 // everything, so it takes over now instead of after FLIP_DEAD_AFTER.

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +17,6 @@ import (
 // each path has its own socket, bound to this box's address on it.
 type peerSet struct {
 	paths []*peer
-	log   *slog.Logger
 }
 
 // peerPathStatus is one path as `flip status` shows it.
@@ -44,16 +40,12 @@ type peerPathStatus struct {
 // newPeerSet opens one path per remote. The first path's local address is
 // FLIP_SOURCE; the others' are the ones the kernel would send from.
 func newPeerSet(source netip.Addr, remotes []netip.Addr, port int, key, name string, log *slog.Logger) (*peerSet, error) {
-	s := &peerSet{log: log}
+	s := &peerSet{}
 	for i, r := range remotes {
-		local := source
-		if i > 0 {
-			l, err := localAddrFor(r)
-			if err != nil {
-				s.Close()
-				return nil, fmt.Errorf("FLIP_PEER: no route to %s from this box: %w", r, err)
-			}
-			local = l
+		local, err := pathLocal(i, source, r)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("FLIP_PEER: %w", err)
 		}
 		p, err := newPeer(local, r, port, key, name, log)
 		if err != nil {
@@ -63,6 +55,19 @@ func newPeerSet(source netip.Addr, remotes []netip.Addr, port int, key, name str
 		s.paths = append(s.paths, p)
 	}
 	return s, nil
+}
+
+// pathLocal is this box's address on path i towards remote: FLIP_SOURCE
+// on the first (the LAN), the kernel's choice on the others.
+func pathLocal(i int, source, remote netip.Addr) (netip.Addr, error) {
+	if i == 0 {
+		return source, nil
+	}
+	l, err := localAddrFor(remote)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no route to %s from this box (check the path's interface and address): %w", remote, err)
+	}
+	return l, nil
 }
 
 // localAddrFor is the address the kernel sends from to reach remote (a UDP
@@ -146,14 +151,10 @@ func pingPaths(source netip.Addr, remotes []netip.Addr, port int, key, name stri
 	out := make([]pingResult, len(remotes))
 	for i, r := range remotes {
 		out[i].Remote = r
-		local := source
-		if i > 0 {
-			l, err := localAddrFor(r)
-			if err != nil {
-				out[i].Err = fmt.Errorf("no route to %s: %w", r, err)
-				continue
-			}
-			local = l
+		local, err := pathLocal(i, source, r)
+		if err != nil {
+			out[i].Err = err
+			continue
 		}
 		out[i].Local = local
 		p, err := newPeer(local, r, 0, key, name, slog.New(slog.DiscardHandler))
@@ -178,13 +179,10 @@ type pingResult struct {
 // ping sends one ping and waits for its pong.
 func (p *peer) ping(wait time.Duration) (time.Duration, error) {
 	start := time.Now()
-	nonce := make([]byte, 12)
-	if _, err := rand.Read(nonce); err != nil {
+	m, b, err := p.seal(peerMsg{Type: peerPing}, start)
+	if err != nil {
 		return 0, err
 	}
-	m := peerMsg{Type: peerPing, From: p.name, Src: p.local.String(), Dst: p.remote.IP.String(), TS: start.UnixNano(), Nonce: hex.EncodeToString(nonce)}
-	m.MAC = p.sign(m)
-	b, _ := json.Marshal(m)
 	if _, err := p.conn.WriteToUDP(b, p.remote); err != nil {
 		return 0, err
 	}

@@ -50,7 +50,7 @@ func (m *machine) conflict() decision {
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP after this box's link came back: yielding"}
 	case m.stalled:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and flip on this box was not running for a while (stopped, frozen or restarted) while it held it: yielding"}
-	case m.forced || (m.t.Primary && !m.lastAnswer.IsZero()) || m.broken == mutantBothKeep:
+	case m.forced || (m.t.Primary && !m.lastAnswer.IsZero()) || m.t.broken == mutantBothKeep:
 		// The first check of this conflict at which this box keeps, or the
 		// first claim after a gap the other box may have taken for the end.
 		first := !m.keptConflict || gap >= conflictEndChecks-1
@@ -77,7 +77,7 @@ func (m *machine) noConflict() decision {
 	// The hung holder a forced takeover went past no longer claims the
 	// VIP: from now on this box is like any other, or a hung box that wakes
 	// later and a primary that comes back would both keep it.
-	if m.broken != mutantForcedForever {
+	if m.t.broken != mutantForcedForever {
 		m.forced = false
 	}
 	if m.conflicts == 0 {
@@ -85,7 +85,7 @@ func (m *machine) noConflict() decision {
 	}
 	lost := !m.keptConflict
 	m.conflicts, m.keptConflict, m.cleanChecks = 0, false, 0
-	if m.role != roleActive || !lost || m.broken == mutantKeeperForgetsFonebridge {
+	if m.role != roleActive || !lost || m.t.broken == mutantKeeperForgetsFonebridge {
 		return decision{Verdict: verdictStay}
 	}
 	return decision{Verdict: verdictStay, Announce: true, Repoint: true,

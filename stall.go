@@ -13,27 +13,31 @@ import "time"
 // held the VIP meanwhile, another box may have taken over past it, so in a
 // conflict it yields (conflict).
 func (m *machine) alive(now time.Time) {
-	if now.Sub(m.lastAlive) > m.t.DeadAfter && m.broken != mutantNoStallRule {
-		m.wokeAt = now
-		m.refusedFrom, m.refusedCount = time.Time{}, 0
-		// The wait for a holder is the time a running agent watched it
-		// not release: a hung holder is judged by what this box saw.
-		m.holderSince = time.Time{}
+	if now.Sub(m.lastAlive) > m.t.DeadAfter && m.t.broken != mutantNoStallRule {
+		m.woke(now)
 		if m.lastTie.Before(now) {
 			m.lastTie = now
 		}
-		if m.role == roleActive {
-			m.stalled = true
-		}
+		m.resumedHolding()
 	}
 	m.lastAlive = now
 }
 
+// woke restarts what this box measures of the world at now, after a time
+// it could not look (its agent stalled, its link was down): silence and
+// refusals are counted afresh, and so is the wait for a holder, which is
+// the time a running agent watched it not release.
+func (m *machine) woke(now time.Time) {
+	m.wokeAt = now
+	m.refusedFrom, m.refusedCount = time.Time{}, 0
+	m.holderSince = time.Time{}
+}
+
 // resumedHolding marks an active box whose flip was not running for a
-// while as it held the VIP (a restart finished a journalled takeover): in a
-// conflict it yields.
+// while as it held the VIP (stalled, or a restart finished a journalled
+// takeover): in a conflict it yields.
 func (m *machine) resumedHolding() {
-	if m.role == roleActive && m.broken != mutantNoStallRule {
+	if m.role == roleActive && m.t.broken != mutantNoStallRule {
 		m.stalled = true
 	}
 }
@@ -63,7 +67,7 @@ func (m *machine) restore(e journalEntry) {
 		m.holdDownEnd = e.HoldDownUntil
 	}
 	m.fb.failed = m.fb.failed || e.FailbackOff
-	if e.ConflictOpen && m.role == roleActive && m.broken != mutantKeeperForgetsFonebridge {
+	if e.ConflictOpen && m.role == roleActive && m.t.broken != mutantKeeperForgetsFonebridge {
 		m.conflicts = 1
 	}
 }
