@@ -212,7 +212,7 @@ func (c *commandResource) Stop(ctx context.Context) error  { return c.run(ctx, "
 func (c *commandResource) Check(ctx context.Context) error { return c.run(ctx, "status") }
 
 // running reports whether the service runs (its status command exits 0).
-func (c *commandResource) running(ctx context.Context) bool { return c.run(ctx, "status") == nil }
+func (c *commandResource) running(ctx context.Context) bool { return c.Check(ctx) == nil }
 
 func (c *commandResource) run(ctx context.Context, action string) error {
 	if _, err := runCommand(ctx, c.timeout, c.argv(action)); err != nil {
