@@ -53,6 +53,9 @@ type agent struct {
 	// used instead of probe, and its results are collected on the loop's
 	// own goroutine at each tick and before each decision.
 	probes tickProber
+	// probeErrors wakes the loop when the tick probe's socket has an error
+	// (a refusal) before the next tick; nil: only the tick collects.
+	probeErrors <-chan struct{}
 	// fence runs FLIP_FENCE_CMD; nil when none is set.
 	fence func(ctx context.Context, c conflictReport) error
 
@@ -311,6 +314,8 @@ func (a *agent) run(ctx context.Context) error {
 			tick = true
 		case r := <-results:
 			a.observe(r)
+		case <-a.probeErrors:
+			// A refusal: decide on it now, not at the next tick.
 		case c := <-changes:
 			a.onChange(ctx, c, conflicts)
 		case <-conflictTick.C:
@@ -353,6 +358,9 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 	switch d.Verdict {
 	case verdictRelease:
 		a.release(ctx, d.Cause, d.Reason)
+		if d.handsOver() {
+			a.tellPeerReleased()
+		}
 	case verdictTakeover:
 		wait, holder := a.holderCheck(results)
 		if wait {
@@ -366,9 +374,28 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		}
 		a.takeover(ctx, d.Cause, d.Reason)
 	default:
-		return d.Next
+		return a.confirmRefusal(d.Next)
 	}
 	return a.m.decide(a.now()).Next
+}
+
+// confirmRefusal sends the probe that confirms a refusal of the active
+// box's own service when the machine wants one (fastrefusal.go), and
+// returns when to ask again.
+func (a *agent) confirmRefusal(next time.Time) time.Time {
+	at := a.m.confirmDue(a.now())
+	switch {
+	case at.IsZero() || a.probes == nil:
+		return next
+	case a.now().Before(at):
+		if at.Before(next) {
+			return at
+		}
+		return next
+	}
+	a.probes.send(a.now())
+	a.m.confirmSent()
+	return next
 }
 
 // echoPinger is the tiebreaker as the agent uses it (tiebreaker.go; the

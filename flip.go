@@ -112,6 +112,8 @@ type machine struct {
 	linkDown     bool      // a VIP interface has no link now
 	refusedFrom  time.Time // first port refusal since the last answer
 	refusedCount int       // refusals since then
+	refusedLast  time.Time // send time of the newest of them
+	confirmsSent int       // confirming probes sent for them (fastrefusal.go)
 	conflicts    int       // active: checks that found another claimant in this conflict
 	cleanChecks  int       // checks in a row, since, that found none: conflictEndChecks end it
 	lastAlive    time.Time // the agent last showed it runs (alive)
@@ -146,7 +148,7 @@ func (m *machine) observe(r probeResult) {
 	}
 	m.heardService = true
 	m.holderSince = time.Time{}
-	m.refusedFrom, m.refusedCount = time.Time{}, 0
+	m.clearRefusals()
 }
 
 // observeRefused takes a refusal (ICMP port unreachable) of the probe
@@ -158,13 +160,25 @@ func (m *machine) observeRefused(at time.Time) {
 	if m.refusedFrom.IsZero() {
 		m.refusedFrom = at
 	}
+	if at.After(m.refusedLast) {
+		m.refusedLast = at
+	}
 	m.refusedCount++
 }
 
-// portClosed reports whether refusals prove the service down at now.
+// clearRefusals forgets the refusals: an answer came, or the role changed.
+func (m *machine) clearRefusals() {
+	m.refusedFrom, m.refusedLast, m.refusedCount, m.confirmsSent = time.Time{}, time.Time{}, 0, 0
+}
+
+// portClosed reports whether refusals prove the service down at now:
+// refusedMin of them over FLIP_REFUSED_AFTER, or, on the active box with
+// the other box ready, refusedMin confirmed at once (fastrefusal.go).
 func (m *machine) portClosed(now time.Time) bool {
-	return m.t.RefusedAfter > 0 && m.refusedCount >= refusedMin &&
-		!m.refusedFrom.IsZero() && now.Sub(m.refusedFrom) >= m.t.RefusedAfter
+	if m.t.RefusedAfter <= 0 || m.refusedCount < refusedMin || m.refusedFrom.IsZero() {
+		return false
+	}
+	return now.Sub(m.refusedFrom) >= m.t.RefusedAfter || m.fastRefusal(now)
 }
 
 // observeTiebreaker takes the send time of an answered tiebreaker probe.
@@ -179,12 +193,19 @@ func (m *machine) observeTiebreaker(sent time.Time) {
 func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.failbackTransition(r, cause)
 	m.role, m.since, m.lastAnswer, m.holderSince = r, now, time.Time{}, time.Time{}
-	m.refusedFrom, m.refusedCount = time.Time{}, 0
+	m.clearRefusals()
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
 	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)
 	}
+}
+
+// handsOver reports a release after which the other box is told to take
+// over at once (peerReleased): this box's own service failed, so the
+// other box should not first wait out its own silence window.
+func (d decision) handsOver() bool {
+	return d.Verdict == verdictRelease && ownFailure(d.Cause)
 }
 
 // ownFailure tells the causes that say this box's own service is broken.
@@ -252,8 +273,7 @@ func (m *machine) decide(now time.Time) decision {
 		}
 		deadline := latest(m.lastAnswer, m.wokeAt).Add(m.t.DeadAfter)
 		if m.portClosed(now) {
-			return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent,
-				Reason: fmt.Sprintf("own service's port closed (ICMP port unreachable) for %s", now.Sub(m.refusedFrom).Round(time.Millisecond))}
+			return decision{Verdict: verdictRelease, Cause: causeOwnServiceSilent, Reason: m.closedReason(now)}
 		}
 		if now.Before(deadline) {
 			return stay("service answering", next(m.refusedDeadline(deadline)))

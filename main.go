@@ -91,6 +91,7 @@ func runAgent(stderr io.Writer) int {
 	}
 	var probe func(ctx context.Context) probeResult
 	var probes tickProber
+	var probeErrors <-chan struct{}
 	if cfg.ProbeTransport == "udp" {
 		// The light path: no goroutine, no blocking read, refusals seen
 		// through IP_RECVERR (probe_tick.go).
@@ -101,6 +102,12 @@ func runAgent(stderr io.Writer) int {
 		}
 		defer tp.Close()
 		probes = tp
+		if w, err := tp.watchErrors(); err != nil {
+			log.Warn("refusals are seen at the next probe tick only", "err", err)
+		} else {
+			defer w.Close()
+			probeErrors = w.C
+		}
 	} else {
 		// sipgo's client; it sees a refused connection as a reset.
 		p, err := newProberTransport(cfg.Source, cfg.ProbeTarget, cfg.DeadAfter, cfg.ProbeTransport)
@@ -117,13 +124,14 @@ func runAgent(stderr io.Writer) int {
 	defer notifier.Close()                   // after the agent's loop has returned
 	ev := multiEvents{tracker, notifier, sd} // sd last: READY=1 once the tracker knows the state
 	ag := &agent{
-		cfg:       cfg,
-		log:       log,
-		probe:     probe,
-		probes:    probes,
-		addrs:     addrs,
-		resources: resources,
-		network:   network,
+		cfg:         cfg,
+		log:         log,
+		probe:       probe,
+		probes:      probes,
+		probeErrors: probeErrors,
+		addrs:       addrs,
+		resources:   resources,
+		network:     network,
 		announce: &announcer{
 			log:      log,
 			count:    cfg.GARPCount,
@@ -190,7 +198,7 @@ func runAgent(stderr io.Writer) int {
 	if cfg.MetricsAddr != "" {
 		m := newMetricsEvents("")
 		if ag.peer != nil {
-			m.watchPeer(ag.peer)
+			m.watchPeer(ag.peer, cfg.DeadAfter)
 		}
 		addr, err := serveMetrics(ctx, cfg.MetricsAddr, m, tracker, log)
 		if err != nil {

@@ -8,8 +8,9 @@ import (
 
 // watchPeer adds the peer channel's metrics, read at each scrape: per path
 // when a message was last accepted and how many in the last minute, and how
-// many datagrams were refused.
-func (m *metricsEvents) watchPeer(s *peerSet) {
+// many datagrams were refused; deadAfter (FLIP_DEAD_AFTER) sets how many
+// heartbeats a minute are expected.
+func (m *metricsEvents) watchPeer(s *peerSet, deadAfter time.Duration) {
 	for _, p := range s.paths {
 		labels := prometheus.Labels{"local": p.local.String(), "remote": p.remote.IP.String()}
 		m.reg.MustRegister(
@@ -36,6 +37,14 @@ func (m *metricsEvents) watchPeer(s *peerSet) {
 			}, func() float64 {
 				_, n := p.heardStats(time.Now())
 				return float64(n)
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "flip_peer_path_loss_ratio",
+				Help:        "Share of the other box's heartbeats lost on this path over the last minute (0 to 1; 0 until the path has delivered for a minute).",
+				ConstLabels: labels,
+			}, func() float64 {
+				loss, _ := p.lossPercent(time.Now(), deadAfter)
+				return loss / 100
 			}),
 		)
 	}

@@ -390,3 +390,37 @@ func obsHistCount(t *testing.T, h prometheus.Observer) uint64 {
 	}
 	return d.GetHistogram().GetSampleCount()
 }
+
+// TestPeerPathMetrics: each path has its series, labelled by its two ends,
+// and the loss ratio is what status shows as a percentage: half the
+// expected heartbeats in the last minute is 0.5; unknown (0) before the
+// path has delivered for a minute.
+func TestPeerPathMetrics(t *testing.T) {
+	now := time.Now()
+	lossy := &peer{local: netip.MustParseAddr("192.0.2.11"), remote: &net.UDPAddr{IP: net.ParseIP("192.0.2.12")}, first: now.Add(-2 * time.Minute)}
+	for i := range 120 { // 4 per second expected: 240 a minute
+		lossy.heard = append(lossy.heard, now.Add(-time.Duration(i)*500*time.Millisecond))
+	}
+	fresh := &peer{local: netip.MustParseAddr("198.51.100.11"), remote: &net.UDPAddr{IP: net.ParseIP("198.51.100.12")}, first: now.Add(-10 * time.Second)}
+	fresh.heard = []time.Time{now.Add(-10 * time.Second)}
+	m := newMetricsEvents("test")
+	m.watchPeer(&peerSet{paths: []*peer{lossy, fresh}}, time.Second)
+	want := `
+# HELP flip_peer_path_loss_ratio Share of the other box's heartbeats lost on this path over the last minute (0 to 1; 0 until the path has delivered for a minute).
+# TYPE flip_peer_path_loss_ratio gauge
+flip_peer_path_loss_ratio{local="192.0.2.11",remote="192.0.2.12"} 0.5
+flip_peer_path_loss_ratio{local="198.51.100.11",remote="198.51.100.12"} 0
+`
+	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "flip_peer_path_loss_ratio"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"flip_peer_path_last_heard_timestamp_seconds", "flip_peer_path_rtt_seconds", "flip_peer_path_messages_last_minute"} {
+		if n, err := testutil.GatherAndCount(m.reg, name); err != nil || n != 2 {
+			t.Errorf("%s: %d series (%v), want one per path", name, n, err)
+		}
+	}
+	s := (&peerSet{paths: []*peer{lossy}}).status(now, time.Second)
+	if s[0].LossPercent == nil || *s[0].LossPercent != 50 {
+		t.Errorf("status loss = %v, want 50 %%", s[0].LossPercent)
+	}
+}

@@ -406,8 +406,9 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 		if a.m.role != rolePassive {
 			return
 		}
-		if a.now().Before(a.m.holdDownEnd) {
-			a.log.Warn("the other box released, but this box is held down; it takes over when the hold-down ends", "peer", m.From)
+		d := a.m.peerReleased(a.now(), m.From)
+		if d.Verdict != verdictTakeover {
+			a.log.Warn(d.Reason, "peer", m.From)
 			return
 		}
 		for _, v := range a.cfg.VIPs {
@@ -416,7 +417,7 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 				return
 			}
 		}
-		a.takeover(ctx, causePeerReleased, fmt.Sprintf("%s released the service and handed it over", m.From))
+		a.takeover(ctx, d.Cause, d.Reason)
 	case peerReleaseRequest:
 		if a.m.role != roleActive || a.cfg.Primary {
 			a.log.Info("ignoring a failback request", "peer", m.From, "role", a.m.role, "primary", a.cfg.Primary)

@@ -113,9 +113,7 @@ func (s *peerSet) status(now time.Time, deadAfter time.Duration) []peerPathStatu
 		last, n := p.heardStats(now)
 		ps := peerPathStatus{Local: p.local.String(), Remote: p.remote.IP.String(), HeardLastMinute: n,
 			Silent: last.IsZero() || now.Sub(last) >= deadAfter, RTTMS: msFloat(p.roundTrip())}
-		if first := p.firstHeard(); !first.IsZero() && now.Sub(first) >= time.Minute {
-			expected := float64(time.Minute) / float64(deadAfter/heartbeatsPerDeadAfter)
-			loss := max(0, 100*(1-float64(n)/expected))
+		if loss, ok := p.lossPercent(now, deadAfter); ok {
 			ps.LossPercent = &loss
 		}
 		if !last.IsZero() {
@@ -124,6 +122,19 @@ func (s *peerSet) status(now time.Time, deadAfter time.Duration) []peerPathStatu
 		out = append(out, ps)
 	}
 	return out
+}
+
+// lossPercent is the share of the heartbeats the other box sent on this
+// path in the last minute that did not arrive; known once the path has
+// delivered for a minute (before that a fresh start would read as loss).
+func (p *peer) lossPercent(now time.Time, deadAfter time.Duration) (float64, bool) {
+	first := p.firstHeard()
+	if first.IsZero() || now.Sub(first) < time.Minute {
+		return 0, false
+	}
+	_, n := p.heardStats(now)
+	expected := float64(time.Minute) / float64(deadAfter/heartbeatsPerDeadAfter)
+	return max(0, 100*(1-float64(n)/expected)), true
 }
 
 // Close closes every path's socket.

@@ -29,7 +29,7 @@ func (m *machine) alive(now time.Time) {
 // the time a running agent watched it not release.
 func (m *machine) woke(now time.Time) {
 	m.wokeAt = now
-	m.refusedFrom, m.refusedCount = time.Time{}, 0
+	m.clearRefusals()
 	m.holderSince = time.Time{}
 }
 

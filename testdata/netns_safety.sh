@@ -325,6 +325,25 @@ test_hung_holder_heartbeats() {
 	expect "SIP still answers" sip_ok
 }
 
+# 3.3c' Issue 11: Asterisk killed on the active box with the peer channel.
+# b's heartbeats say it could take over, so a confirms its first refusal at
+# once (three refusals in a row, 10 ms apart) instead of waiting
+# FLIP_REFUSED_AFTER, releases, and tells b, which takes over on that word
+# (its own 300 ms of refusals would come later). How fast: bench/failover.sh
+# (BENCHMARKS.md), not a timed assertion here.
+test_asterisk_dies_with_peer() {
+	peer_pair
+	lab_log "kill Asterisk on a"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "a releases on refusals confirmed at once, the other box being ready" lab_wait 5 log_has a 'refusals in a row.*the other box is ready to take over'
+	expect "b takes over on a's word" lab_wait 5 log_has b 'released the service and handed it over'
+	expect "b holds the VIP" lab_wait 5 lab_holds b
+	expect "SIP answers through b" lab_wait 5 sip_ok
+	expect "client's neighbour entry moves to b" lab_wait 5 neigh_is b
+	expect "never two holders: b added the VIP after a deleted it" ev_never_two
+	expect "only b holds" only_holder b
+}
+
 # 3.3d Issue 11: two paths for the peer channel (the LAN and a crossover
 # cable). Cutting either one moves nothing (a warning names it); with the
 # LAN cut between the boxes but the crossover up, b's probes and ARP are
@@ -430,4 +449,4 @@ test_failback() {
 	expect "exactly one failback: b released once, and nothing flipped after" test "$(grep -c 'msg=releasing.*failback: the primary' "$LAB_DIR/b/flip.log")/$(lab_holders)" = "1/a"
 }
 
-SAFETY_TESTS="recreated_interface hung_holder_heartbeats peer_paths peer_junk_storm split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
+SAFETY_TESTS="recreated_interface hung_holder_heartbeats asterisk_dies_with_peer peer_paths peer_junk_storm split_brain_after_restart failback crash_after_vip crash_after_routes crash_after_announce crash_after_fonebridge crash_after_asterisk crash_during_release short_flap hung_holder fence_fails isolated_passive isolated_active split_brain_heals cut_active_returns both_dead_no_ping_pong drift_repaired loss_does_not_flip"
