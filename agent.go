@@ -462,6 +462,12 @@ func (a *agent) resumeTakeover(ctx context.Context, prior journalEntry) {
 			// effect (Asterisk started, not yet recorded). A passive box
 			// runs none of them.
 			a.stopAll(ctx, len(a.resources)-1)
+			// fonulator may have run inside the step flip died in: the
+			// heartbeats say it ran now, so the holder points the
+			// foneBRIDGE back (once; needless if it never ran).
+			for _, r := range a.resources[a.network:] {
+				a.notePointed(r)
+			}
 			return
 		}
 	}

@@ -43,8 +43,7 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 		if d := a.m.noConflict(); d.Announce {
 			a.log.Warn("conflict over", "decision", d.Reason)
 			a.announce.Start(a.cfg.VIPs)
-			a.repoint(ctx)
-			a.record(journalEntry{Op: opActive})
+			a.repoint(ctx) // and records the state
 		}
 		return
 	}
@@ -71,17 +70,29 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 }
 
 // repoint starts again the resources that follow the holder (the
-// foneBRIDGE), after a split brain that this box won. A failure is logged:
+// foneBRIDGE), after a split brain that this box won, or when the other
+// box's heartbeat says it pointed them at itself since (heardPeer). A failure is logged:
 // the box keeps serving SIP either way.
 func (a *agent) repoint(ctx context.Context) {
 	for _, r := range a.resources[a.network:] {
 		if f, ok := r.(holderFollower); !ok || !f.followsHolder() {
 			continue
 		}
-		a.log.Warn("split brain won: pointing the resource at this box again", "resource", r.Name())
+		a.log.Warn("pointing the resource at this box again", "resource", r.Name())
 		if _, err := a.phase(ctx, "start", r); err != nil {
 			a.log.Error("cannot point the resource at this box again", "resource", r.Name(), "err", err)
+			continue
 		}
+		a.notePointed(r)
+	}
+	a.record(journalEntry{Op: opActive})
+}
+
+// notePointed tells the machine when a resource that follows the holder
+// (the foneBRIDGE) was pointed at this box: the heartbeats carry it.
+func (a *agent) notePointed(r resource) {
+	if f, ok := r.(holderFollower); ok && f.followsHolder() {
+		a.m.pointedHere(a.now())
 	}
 }
 

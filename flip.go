@@ -121,6 +121,8 @@ type machine struct {
 	stalled      bool      // active, and the agent did not run for a while (stopped, frozen, restarted)
 	resumed      bool      // active since the agent started: the services were started long ago
 	keptConflict bool      // this box announced as the keeper in the current conflict
+	pointedAt    time.Time // this box last pointed the foneBRIDGE at itself
+	peerPointed  int64     // the other box's newest fonulator run (Unix ms) already answered
 	fb           failbackState
 	peer         peerView
 }

@@ -26,6 +26,10 @@ type heartbeat struct {
 	// reached, not held down). The holder then confirms its own dead
 	// service in milliseconds instead of FLIP_REFUSED_AFTER (fastrefusal.go).
 	Ready  bool  `json:"ready,omitempty"`
+	// Pointed: when this box last pointed the foneBRIDGE at itself (Unix
+	// ms; 0: not since its journal began). A holder that hears a later one
+	// from a box that holds nothing points it back (heardPeer).
+	Pointed int64 `json:"pointed,omitempty"`
 	BusyMS int64 `json:"busy_ms,omitempty"` // and no heartbeat for at most this long
 }
 
@@ -60,8 +64,31 @@ func (m *machine) heardPeer(now time.Time, hb heartbeat) decision {
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain,
 			Reason: "the other box says it holds the VIP, and flip on this box was not running for a while: yielding"}
 	}
+	if m.pointedBack(hb) {
+		return decision{Verdict: verdictStay, Repoint: true,
+			Reason: "the other box pointed the foneBRIDGE at itself after this box did, and holds nothing now: pointing it back here"}
+	}
 	return decision{Verdict: verdictStay}
 }
+
+// pointedBack reports, once per such run, that the other box ran fonulator
+// after this holder did and let go again: out of this box's view (a
+// partition) or on a view that loss made wrong, so no conflict check ever
+// saw its claim. Without this the TDMoE stream (every PRI/T1 call) stays on
+// the box that released. Each of its runs is answered once, so a clock
+// skew between the boxes costs at most one needless run, never a loop.
+func (m *machine) pointedBack(hb heartbeat) bool {
+	if m.role != roleActive || hb.Holds || hb.Doing != "" || hb.Pointed == 0 ||
+		hb.Pointed <= m.peerPointed || m.t.broken == mutantKeeperForgetsFonebridge {
+		return false
+	}
+	m.peerPointed = hb.Pointed
+	return m.pointedAt.IsZero() || hb.Pointed > m.pointedAt.UnixMilli()
+}
+
+// pointedHere records that this box pointed the resources that follow the
+// holder (the foneBRIDGE) at itself at now.
+func (m *machine) pointedHere(now time.Time) { m.pointedAt = now }
 
 // holderGone is called during a holder check that found the holder on the
 // wire. It reports, when the peer channel is on, that no heartbeat came for
@@ -102,6 +129,10 @@ func (m *machine) peerServes(now time.Time) (bool, time.Time) {
 // beat is this box's heartbeat now.
 func (m *machine) beat(now time.Time) heartbeat {
 	ready, _ := m.couldTakeOver(now)
-	return heartbeat{Role: m.role.String(), Holds: m.role == roleActive,
+	hb := heartbeat{Role: m.role.String(), Holds: m.role == roleActive,
 		Serving: !m.lastAnswer.IsZero() && now.Sub(m.lastAnswer) < m.t.DeadAfter, Ready: ready}
+	if !m.pointedAt.IsZero() {
+		hb.Pointed = m.pointedAt.UnixMilli()
+	}
+	return hb
 }

@@ -76,3 +76,49 @@ func TestHeartbeatEndsForcedAndStall(t *testing.T) {
 		t.Fatalf("forced box hearing the other hold: %+v, forced %v; want stay, no longer forced", d, forced.forced)
 	}
 }
+
+// TestPointedBack: an active box points the foneBRIDGE back once for each
+// fonulator run the other box reports later than its own, and only while
+// that box holds nothing and is idle; the memory survives a restart.
+func TestPointedBack(t *testing.T) {
+	own := ftAt(time.Second)
+	later, earlier := ftAt(5*time.Second).UnixMilli(), ftAt(500*ftMS).UnixMilli()
+	tests := []struct {
+		name    string
+		role    role
+		hb      heartbeat
+		repoint bool
+	}{
+		{"a later run by an idle passive box", roleActive, heartbeat{Role: "passive", Pointed: later}, true},
+		{"an earlier run (before this box took over)", roleActive, heartbeat{Role: "passive", Pointed: earlier}, false},
+		{"the other box holds: the split-brain rule decides", roleActive, heartbeat{Role: "active", Holds: true, Pointed: later}, false},
+		{"the other box is mid-takeover", roleActive, heartbeat{Role: "passive", Doing: doingTakeover, BusyMS: 5000, Pointed: later}, false},
+		{"never pointed", roleActive, heartbeat{Role: "passive"}, false},
+		{"this box is passive", rolePassive, heartbeat{Role: "passive", Pointed: later}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := hbMachine(tt.role)
+			m.pointedHere(own)
+			d := m.heardPeer(ftAt(6*time.Second), tt.hb)
+			if d.Repoint != tt.repoint {
+				t.Fatalf("heardPeer = %+v, want Repoint %v", d, tt.repoint)
+			}
+			if d2 := m.heardPeer(ftAt(6250*ftMS), tt.hb); d2.Repoint {
+				t.Fatalf("the same run reported again repoints again: %+v", d2)
+			}
+		})
+	}
+	m := hbMachine(roleActive)
+	m.pointedHere(ftAt(7 * time.Second))
+	var e journalEntry
+	m.memory(ftAt(8*time.Second), &e)
+	r := hbMachine(roleActive)
+	r.restore(e)
+	if d := r.heardPeer(ftAt(9*time.Second), heartbeat{Role: "passive", Pointed: later}); d.Repoint {
+		t.Fatalf("after a restart the holder took the other box's older run for news: %+v", d)
+	}
+	if hb := r.beat(ftAt(9 * time.Second)); hb.Pointed != ftAt(7*time.Second).UnixMilli() {
+		t.Fatalf("heartbeat Pointed = %d, want the restored %d", hb.Pointed, ftAt(7*time.Second).UnixMilli())
+	}
+}

@@ -53,6 +53,9 @@ type journalEntry struct {
 	// still active when the conflict ends, it points the foneBRIDGE back
 	// (machine.noConflict), also after a restart in between.
 	ConflictOpen bool `json:"conflict_open,omitempty"`
+	// PointedAt: when this box last pointed the foneBRIDGE at itself, so a
+	// restarted holder does not take the other box's older run for news.
+	PointedAt time.Time `json:"pointed_at,omitzero"`
 }
 
 func (e journalEntry) done(name string) bool { return slices.Contains(e.Done, name) }

@@ -398,9 +398,13 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 			return
 		}
 		a.m.alive(a.now()) // a stall ends here if this is the first event after it
-		if d := a.m.heardPeer(a.now(), *m.Beat); d.Verdict == verdictRelease {
+		switch d := a.m.heardPeer(a.now(), *m.Beat); {
+		case d.Verdict == verdictRelease:
 			a.log.Warn("the other box holds the VIP", "peer", m.From, "decision", d.Reason)
 			a.release(ctx, d.Cause, d.Reason)
+		case d.Repoint:
+			a.log.Warn(d.Reason, "peer", m.From)
+			a.repoint(ctx)
 		}
 	case peerReleased:
 		if a.m.role != rolePassive {

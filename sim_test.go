@@ -456,12 +456,14 @@ func (w *simWorld) checkSettled() {
 		w.violate("never none: %s holds the VIP but its service does not answer", h.name)
 	case !w.hot && w.other(h).svc.running && w.other(h).powered && w.other(h).agent != nil:
 		w.violate("cold standby: %s is passive but its Asterisk runs", w.other(h).name)
-	case w.fonebridge != h.idx && (h.conflictAt.Before(w.fonebridgeAt) || w.fonebridgeLossy):
+	case w.fonebridge != h.idx && (!w.peer || w.fonebridgeForgot) && (h.conflictAt.Before(w.fonebridgeAt) || w.fonebridgeLossy):
 		// Known gap, counted: the other box ran fonulator while this one
 		// held the VIP out of its view (a partition), or on a view that
 		// loss made wrong (its conflict checks lost ARP replies three
-		// times in a row), and let go; nothing tells the holder. The
-		// peer heartbeats (issue 11) will.
+		// times in a row), and let go; without the peer channel nothing
+		// tells the holder. With it the heartbeats do (pointedBack),
+		// unless that box lost its power since: its memory of the run was
+		// in /run.
 		w.knownGaps++
 	case w.fonebridge != h.idx:
 		w.violate("the foneBRIDGE follows the holder: %s holds the VIP, fonulator last pointed it at box %d", h.name, w.fonebridge)

@@ -68,6 +68,10 @@ type simWorld struct {
 	// on the wire, which can make a box act on a wrong view (checkSettled).
 	fonebridgeAt    time.Time
 	fonebridgeLossy bool
+	// fonebridgeForgot: the box that ran fonulator last lost its power
+	// since, and with it its journal (in /run): its heartbeats cannot
+	// tell the holder any more (checkSettled).
+	fonebridgeForgot bool
 	// peer: FLIP_PEER on both boxes (heartbeats, hand-over on release);
 	// crossover: a second peer path, a cable straight between the boxes,
 	// which a LAN partition or a cut-off box does not cut; failback:
@@ -130,6 +134,9 @@ func (b *simBox) onLAN() bool { return b.powered && b.link && !b.isolated }
 // powerOff kills box b: its VIP, services and /run are gone.
 func (b *simBox) powerOff() {
 	if b.powered {
+		if b.w.fonebridge == b.idx {
+			b.w.fonebridgeForgot = true
+		}
 		b.powered, b.agent, b.vip, b.svc, b.journal.e = false, nil, false, simService{}, journalEntry{}
 		b.crashAt, b.termAt = "", ""
 	}
@@ -298,7 +305,7 @@ func (b *simBox) resources() ([]resource, int) {
 	w := b.w
 	fonebridge := &simStep{b: b, name: "fonebridge",
 		start: func() error {
-			w.fonebridge, w.fonebridgeAt, w.fonebridgeLossy = b.idx, w.now, w.lossPct > 0
+			w.fonebridge, w.fonebridgeAt, w.fonebridgeLossy, w.fonebridgeForgot = b.idx, w.now, w.lossPct > 0, false
 			w.logf("%s: fonulator points the foneBRIDGE at %s", b.name, b.name)
 			return nil
 		},

@@ -51,14 +51,16 @@ func latest(a, b time.Time) time.Time {
 }
 
 // memory is what the journal keeps of the machine across a restart of
-// flip: the end of a hold-down still running, whether failback is off, and
-// a conflict this box has not won.
+// flip: the end of a hold-down still running, whether failback is off, a
+// conflict this box has not won, and when it last pointed the foneBRIDGE
+// at itself.
 func (m *machine) memory(now time.Time, e *journalEntry) {
 	if now.Before(m.holdDownEnd) {
 		e.HoldDownUntil = m.holdDownEnd
 	}
 	e.FailbackOff = m.fb.failed
 	e.ConflictOpen = m.role == roleActive && m.conflicts > 0 && !m.keptConflict
+	e.PointedAt = m.pointedAt
 }
 
 // restore takes back what memory kept, after a restart.
@@ -67,6 +69,9 @@ func (m *machine) restore(e journalEntry) {
 		m.holdDownEnd = e.HoldDownUntil
 	}
 	m.fb.failed = m.fb.failed || e.FailbackOff
+	if e.PointedAt.After(m.pointedAt) {
+		m.pointedAt = e.PointedAt
+	}
 	if e.ConflictOpen && m.role == roleActive && m.t.broken != mutantKeeperForgetsFonebridge {
 		m.conflicts = 1
 	}

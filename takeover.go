@@ -105,6 +105,7 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 			return
 		}
 		entry.Done = append(entry.Done, r.Name())
+		a.notePointed(r)
 		if i < a.network {
 			a.crash.after(r.Name())
 		}
