@@ -25,12 +25,12 @@ type heartbeat struct {
 	// Ready: a passive box that could take over now (links up, tiebreaker
 	// reached, not held down). The holder then confirms its own dead
 	// service in milliseconds instead of FLIP_REFUSED_AFTER (fastrefusal.go).
-	Ready  bool  `json:"ready,omitempty"`
+	Ready bool `json:"ready,omitempty"`
 	// Pointed: when this box last pointed the foneBRIDGE at itself (Unix
 	// ms; 0: not since its journal began). A holder that hears a later one
 	// from a box that holds nothing points it back (heardPeer).
 	Pointed int64 `json:"pointed,omitempty"`
-	BusyMS int64 `json:"busy_ms,omitempty"` // and no heartbeat for at most this long
+	BusyMS  int64 `json:"busy_ms,omitempty"` // and no heartbeat for at most this long
 }
 
 // What a heartbeat says the sender is doing.
