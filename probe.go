@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -39,9 +36,7 @@ type probeResult struct {
 // differently depending on its config.
 type prober struct {
 	udp       *udpProbe // UDP: the light path (probe_udp.go)
-	ua        *sipgo.UserAgent
-	client    *sipgo.Client
-	target    sip.Uri
+	tcp       *tcpProbe // TCP (probe_tcp.go)
 	timeout   time.Duration
 	transport string // "UDP" or "TCP"
 }
@@ -88,26 +83,10 @@ func newProberTransport(source netip.Addr, target string, timeout time.Duration,
 		}
 		return &prober{udp: u, timeout: timeout, transport: "UDP"}, nil
 	}
-	quiet := slog.New(slog.DiscardHandler)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("flip"), sipgo.WithUserAgentHostname(source.String()))
-	if err != nil {
-		return nil, fmt.Errorf("SIP user agent: %w", err)
+	if !strings.EqualFold(transport, "tcp") {
+		return nil, fmt.Errorf("probe transport %q: want udp or tcp", transport)
 	}
-	client, err := sipgo.NewClient(ua,
-		sipgo.WithClientConnectionAddr(net.JoinHostPort(source.String(), "0")),
-		sipgo.WithClientHostname(source.String()),
-		sipgo.WithClientLogger(quiet))
-	if err != nil {
-		ua.Close()
-		return nil, fmt.Errorf("SIP client from %s: %w", source, err)
-	}
-	return &prober{
-		ua:        ua,
-		client:    client,
-		target:    sip.Uri{Scheme: "sip", Host: host, Port: port},
-		timeout:   timeout,
-		transport: strings.ToUpper(transport),
-	}, nil
+	return &prober{tcp: newTCPProbe(source, target, host, port, timeout), timeout: timeout, transport: "TCP"}, nil
 }
 
 // probe sends one OPTIONS and waits for its final answer or the timeout.
@@ -118,24 +97,7 @@ func (p *prober) probe(ctx context.Context) probeResult {
 	if p.udp != nil {
 		return p.udp.probe(ctx)
 	}
-	res := probeResult{Sent: time.Now()}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	req := sip.NewRequest(sip.OPTIONS, p.target)
-	if p.transport == "TCP" {
-		req.SetTransport("TCP")
-	}
-	resp, err := p.client.Do(ctx, req)
-	if err != nil {
-		res.Err = err
-		res.Refused = errors.Is(err, syscall.ECONNREFUSED)
-		return res
-	}
-	res.Answered = true
-	res.RTT = time.Since(res.Sent)
-	res.Status = resp.StatusCode
-	res.Server = responder(resp)
-	return res
+	return p.tcp.probe(ctx)
 }
 
 // responder names the SIP stack that answered: its Server header, else its
@@ -162,5 +124,5 @@ func (p *prober) Close() error {
 	if p.udp != nil {
 		return p.udp.Close()
 	}
-	return p.ua.Close()
+	return p.tcp.Close()
 }
