@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -35,7 +36,8 @@ type probeResult struct {
 // 404, 401, 403…) means the SIP stack is alive: Asterisk answers OPTIONS
 // differently depending on its config.
 type prober struct {
-	udp       *udpProbe // UDP: the light path (probe_udp.go)
+	udp       *tickProbe // UDP: the agent's own probe, waited on (probeOnce)
+	udpMu     sync.Mutex
 	tcp       *tcpProbe // TCP (probe_tcp.go)
 	timeout   time.Duration
 	transport string // "UDP" or "TCP"
@@ -77,7 +79,7 @@ func newProberTransport(source netip.Addr, target string, timeout time.Duration,
 		}
 	}
 	if strings.EqualFold(transport, "udp") {
-		u, err := newUDPProbe(source, target, host, port, timeout)
+		u, err := newTickProbe(source, target, timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +97,9 @@ func newProberTransport(source netip.Addr, target string, timeout time.Duration,
 // on the wrong port.
 func (p *prober) probe(ctx context.Context) probeResult {
 	if p.udp != nil {
-		return p.udp.probe(ctx)
+		p.udpMu.Lock()
+		defer p.udpMu.Unlock()
+		return p.udp.probeOnce(ctx)
 	}
 	return p.tcp.probe(ctx)
 }
