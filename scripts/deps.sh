@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh — installs the Debian packages the demo and the tests need, if
 # missing: iproute2 (ip netns, veth, bridge), nftables (packet loss), sipp
-# (sip-tester, the independent SIP witness) and gcc (go test -race needs cgo).
+# (sip-tester, the independent SIP witness), gcc (go test -race needs cgo),
+# kamailio (a real SIP server beside the stand-in Asterisk), rsync (the
+# standby sync recipe) and lintian (checks the Debian package).
 set -eu
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -9,6 +11,10 @@ command -v nft >/dev/null || need+=(nftables)
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v gcc >/dev/null || need+=(gcc)
 command -v setsid >/dev/null || need+=(util-linux)
+command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
+command -v rsync >/dev/null || need+=(rsync)
+command -v lintian >/dev/null || need+=(lintian)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${need[*]}; run as root or: apt-get install ${need[*]}" >&2
