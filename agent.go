@@ -53,6 +53,11 @@ type agent struct {
 	// used instead of probe, and its results are collected on the loop's
 	// own goroutine at each tick and before each decision.
 	probes tickProber
+	// drainEvents brings the drain's command results to the loop;
+	// drainView and drainStart are the drain under way or the last one.
+	drainEvents chan drainEvent
+	drainView   *drainStatus
+	drainStart  time.Time
 	// probeErrors wakes the loop when the tick probe's socket has an error
 	// (a refusal) before the next tick; nil: only the tick collects.
 	probeErrors <-chan struct{}
@@ -314,6 +319,8 @@ func (a *agent) run(ctx context.Context) error {
 			tick = true
 		case r := <-results:
 			a.observe(r)
+		case e := <-a.drainEvents:
+			a.onDrain(ctx, e)
 		case <-a.probeErrors:
 			// A refusal: decide on it now, not at the next tick.
 		case c := <-changes:
@@ -357,6 +364,11 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 	d := a.m.decide(a.now())
 	switch d.Verdict {
 	case verdictRelease:
+		if d.Cause == causeDrained {
+			a.noteDrainEnd(drainSwitched, d.Reason, "")
+			a.switchover(ctx, d.Cause, d.Reason)
+			break
+		}
 		a.release(ctx, d.Cause, d.Reason)
 		if d.handsOver() {
 			a.tellPeerReleased()

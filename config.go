@@ -58,6 +58,12 @@ type envSpec struct {
 	StateFile       string        `envconfig:"FLIP_STATE_FILE" default:"/run/flip/state.json"`
 	DebugCrashAfter string        `envconfig:"FLIP_DEBUG_CRASH_AFTER"`
 
+	DrainCmd     string        `envconfig:"FLIP_DRAIN_CMD"`
+	UndrainCmd   string        `envconfig:"FLIP_UNDRAIN_CMD"`
+	CallsCmd     string        `envconfig:"FLIP_CALLS_CMD" default:"asterisk -rx 'core show channels count'"`
+	DrainTimeout time.Duration `envconfig:"FLIP_DRAIN_TIMEOUT" default:"10m"`
+	DrainPoll    time.Duration `envconfig:"FLIP_DRAIN_POLL" default:"1s"`
+
 	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
 	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
 	NotifyTimeout time.Duration `envconfig:"FLIP_NOTIFY_TIMEOUT" default:"10s"`
@@ -110,6 +116,12 @@ type config struct {
 	FailbackDelay   time.Duration
 	StateFile       string // the takeover/release journal
 	DebugCrashAfter string // test only: SIGKILL self after this step
+
+	DrainCmd     []string // run once when a drain starts; nil = none
+	UndrainCmd   []string // run when a drain is called off; nil = none
+	CallsCmd     []string // prints the calls in progress
+	DrainTimeout time.Duration
+	DrainPoll    time.Duration
 
 	MetricsAddr   string // host:port for Prometheus and /status; "" = off
 	NotifyCmd     string // run on every role change; "" = none
@@ -212,6 +224,8 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		MetricsAddr:         strings.TrimSpace(spec.MetricsAddr),
 		NotifyCmd:           strings.TrimSpace(spec.NotifyCmd),
 		NotifyTimeout:       spec.NotifyTimeout,
+		DrainTimeout:        spec.DrainTimeout,
+		DrainPoll:           spec.DrainPoll,
 		ControlSocket:       spec.ControlSocket,
 		LogFormat:           spec.LogFormat,
 		Name:                strings.TrimSpace(spec.Name),
@@ -221,6 +235,19 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	if err := c.checkTimings(); err != nil {
 		return nil, err
+	}
+	for _, cmd := range []struct {
+		name, value string
+		to          *[]string
+	}{{"FLIP_DRAIN_CMD", spec.DrainCmd, &c.DrainCmd}, {"FLIP_UNDRAIN_CMD", spec.UndrainCmd, &c.UndrainCmd}, {"FLIP_CALLS_CMD", spec.CallsCmd, &c.CallsCmd}} {
+		argv, err := splitCommand(cmd.value)
+		if err != nil {
+			return nil, badVar(cmd.name, "%v; quote words with spaces in '...' or \"...\", e.g. asterisk -rx 'core show channels count'", err)
+		}
+		*cmd.to = argv
+	}
+	if len(c.CallsCmd) == 0 {
+		return nil, badVar("FLIP_CALLS_CMD", "empty; give a command that prints the calls in progress, e.g. asterisk -rx 'core show channels count' (the default)")
 	}
 	for _, f := range strings.FieldsFunc(spec.Tiebreaker, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 		a, err := netip.ParseAddr(f)

@@ -36,6 +36,8 @@ var durationBounds = []durationBound{
 	{"FLIP_HOLD_DOWN", 0, 24 * time.Hour, true, func(c *config) time.Duration { return c.HoldDown }},
 	{"FLIP_CONFLICT_INTERVAL", 100 * time.Millisecond, time.Minute, false, func(c *config) time.Duration { return c.ConflictInterval }},
 	{"FLIP_FAILBACK_DELAY", time.Second, 24 * time.Hour, false, func(c *config) time.Duration { return c.FailbackDelay }},
+	{"FLIP_DRAIN_TIMEOUT", time.Second, 24 * time.Hour, false, func(c *config) time.Duration { return c.DrainTimeout }},
+	{"FLIP_DRAIN_POLL", 100 * time.Millisecond, time.Minute, false, func(c *config) time.Duration { return c.DrainPoll }},
 	{"FLIP_NOTIFY_TIMEOUT", 100 * time.Millisecond, 10 * time.Minute, false, func(c *config) time.Duration { return c.NotifyTimeout }},
 }
 

@@ -22,6 +22,10 @@ import (
 type ctlRequest struct {
 	Cmd   string `json:"cmd"`
 	Force bool   `json:"force,omitempty"`
+	// Drain (switchover): drain the calls first, for at most DrainNS
+	// (nanoseconds; 0: FLIP_DRAIN_TIMEOUT).
+	Drain   bool  `json:"drain,omitempty"`
+	DrainNS int64 `json:"drain_ns,omitempty"`
 	// Deadline (Unix nanoseconds): the client gives up then. A request
 	// still queued behind a long step at that time is dropped, not
 	// carried out later for nobody.
@@ -184,6 +188,21 @@ func callControl(path string, req ctlRequest) (ctlResponse, error) {
 func (a *agent) operatorHoldDown() time.Duration { return 3 * a.cfg.DeadAfter }
 
 // onControl carries out an operator's request on the agent's goroutine.
+// switchover hands the service to the other box: with the peer channel a
+// release and a word to the other box; without it the hand-over that keeps
+// the VIP until the other box asks (handover.go). This box then stays out
+// for a while, and failback is on again (an operator chose this).
+func (a *agent) switchover(ctx context.Context, cause, reason string) {
+	if !a.hasPeer() {
+		a.handOver(ctx, cause, reason)
+	} else {
+		a.release(ctx, cause, reason)
+	}
+	a.m.holdOff(a.now(), a.operatorHoldDown())
+	a.m.failbackOn()
+	a.tellPeerReleased()
+}
+
 func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 	switch req.Cmd {
 	case "status":
@@ -192,16 +211,30 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		if a.m.role != roleActive {
 			return ctlResponse{Error: "this box is passive: nothing to release; run it on the active box"}
 		}
-		if req.Cmd == "switchover" && !a.hasPeer() {
-			a.handOver(ctx, causeOperator, "operator: flip switchover")
-		} else {
-			a.release(ctx, causeOperator, "operator: flip "+req.Cmd)
+		if req.Cmd == "switchover" && req.Drain {
+			timeout := time.Duration(req.DrainNS)
+			if timeout <= 0 {
+				timeout = a.cfg.DrainTimeout
+			}
+			if err := a.beginDrain(ctx, timeout, req.Force); err != nil {
+				return ctlResponse{Error: err.Error()}
+			}
+			then := "calling it off"
+			if req.Force {
+				then = "switching anyway (--force)"
+			}
+			return ctlResponse{OK: true, Note: fmt.Sprintf("draining: switching over once no calls are left; after %s, %s", timeout, then)}
 		}
-		a.m.holdOff(a.now(), a.operatorHoldDown())
+		if a.m.drain.on {
+			return ctlResponse{Error: "a drain is in progress: wait for it, or run `flip switchover` without --drain after it to switch at once"}
+		}
 		if req.Cmd == "switchover" {
-			a.m.failbackOn()
+			a.switchover(ctx, causeOperator, "operator: flip switchover")
+		} else {
+			a.release(ctx, causeOperator, "operator: flip release")
+			a.m.holdOff(a.now(), a.operatorHoldDown())
+			a.tellPeerReleased()
 		}
-		a.tellPeerReleased()
 		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}
 	case "takeover":
 		if a.m.role == roleActive {

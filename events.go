@@ -28,6 +28,8 @@ type events interface {
 	Fenced(err error, d time.Duration)
 	// Stopping: the agent is exiting and leaves the box as it is.
 	Stopping()
+	// Drained: a drained switchover started, counted its calls, or ended.
+	Drained(s drainStatus)
 }
 
 // nopEvents ignores everything; embed it to implement only some methods.
@@ -40,6 +42,7 @@ func (nopEvents) Transition(role, role, string, string, bool, time.Duration) {}
 func (nopEvents) Fenced(error, time.Duration)                                {}
 func (nopEvents) Conflict(netip.Addr, net.HardwareAddr)                      {}
 func (nopEvents) Stopping()                                                  {}
+func (nopEvents) Drained(drainStatus)                                        {}
 
 // multiEvents tells every listener, in order.
 type multiEvents []events
@@ -83,5 +86,11 @@ func (m multiEvents) Conflict(vip netip.Addr, holder net.HardwareAddr) {
 func (m multiEvents) Stopping() {
 	for _, e := range m {
 		e.Stopping()
+	}
+}
+
+func (m multiEvents) Drained(s drainStatus) {
+	for _, e := range m {
+		e.Drained(s)
 	}
 }

@@ -124,6 +124,7 @@ type machine struct {
 	pointedAt    time.Time // this box last pointed the foneBRIDGE at itself
 	peerPointed  int64     // the other box's newest fonulator run (Unix ms) already answered
 	fb           failbackState
+	drain        drainState // a drained switchover under way (drain.go)
 	peer         peerView
 }
 
@@ -198,6 +199,7 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.clearRefusals()
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
+	m.drain = drainState{} // a role change ends any drain
 	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)
 	}
@@ -240,6 +242,11 @@ func (m *machine) setLink(up bool, now time.Time) {
 //	         nothing answered within StartTimeout of the takeover, or
 //	         silent for DeadAfter after answering            -> release
 func (m *machine) decide(now time.Time) decision {
+	return m.drained(m.decideRole(now))
+}
+
+// decideRole is decide before a drain is taken into account (drain.go).
+func (m *machine) decideRole(now time.Time) decision {
 	stay := func(why string, next time.Time) decision {
 		return decision{Verdict: verdictStay, Reason: why, Next: next}
 	}

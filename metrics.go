@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type metricsEvents struct {
 	buildInfo      *prometheus.GaugeVec
 	stoppingGauge  prometheus.Gauge
 	transitionDur  *prometheus.HistogramVec
+	drainOn        prometheus.Gauge
+	drainCalls     prometheus.Gauge
+	drains         *prometheus.CounterVec
 }
 
 var _ events = (*metricsEvents)(nil)
@@ -143,12 +147,24 @@ func newMetricsEvents(version string) *metricsEvents {
 			Name: "flip_stopping",
 			Help: "1 once the agent is exiting (it leaves the box as it is).",
 		}),
+		drainOn: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_drain_in_progress",
+			Help: "1 while a drained switchover waits for the calls in progress to end.",
+		}),
+		drainCalls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_drain_calls",
+			Help: "Calls in progress at the last count of the drain under way or the last one (-1: not counted).",
+		}),
+		drains: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flip_drains_total",
+			Help: "Drained switchovers by outcome: switched, called-off, interrupted.",
+		}, []string{"outcome"}),
 	}
 	reg.MustRegister(
 		m.role, m.startTime, m.probeRTT, m.probes, m.misses, m.lastAnswer,
 		m.transitions, m.lastTransition, m.lastTransDur, m.transitionDur,
 		m.phaseDuration, m.phaseFailures, m.conflicts, m.fence, m.fenceDuration,
-		m.buildInfo, m.stoppingGauge,
+		m.buildInfo, m.stoppingGauge, m.drainOn, m.drainCalls, m.drains,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -158,6 +174,9 @@ func newMetricsEvents(version string) *metricsEvents {
 	m.role.WithLabelValues(rolePassive.String()).Set(0)
 	m.fence.WithLabelValues("ok")
 	m.fence.WithLabelValues("failed")
+	for _, o := range []string{drainSwitched, drainCalledOff, drainInterrupted} {
+		m.drains.WithLabelValues(o)
+	}
 	m.buildInfo.WithLabelValues(version, buildGoVersion()).Set(1)
 	return m
 }
@@ -235,6 +254,18 @@ func (m *metricsEvents) Fenced(err error, d time.Duration) {
 }
 
 func (m *metricsEvents) Stopping() { m.stoppingGauge.Set(1) }
+
+func (m *metricsEvents) Drained(s drainStatus) {
+	m.drainCalls.Set(float64(s.Calls))
+	if s.InProgress {
+		m.drainOn.Set(1)
+		return
+	}
+	m.drainOn.Set(0)
+	if s.Outcome != "" && s.Undrain != "ok" && !strings.HasPrefix(s.Undrain, "failed") {
+		m.drains.WithLabelValues(s.Outcome).Inc() // once: not again for the undrain's report
+	}
+}
 
 // causeRE is what a cause label looks like: the cause* constants are short
 // snake_case words. Anything else (a sentence passed by mistake) becomes

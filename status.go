@@ -18,6 +18,8 @@ type stateTracker struct {
 
 	// busy is the step the agent's loop is in, if any.
 	busy *busyStatus
+	// drain is the drain under way or the last one; nil: none yet.
+	drain *drainStatus
 	// peerPaths reports the peer channel's paths and refusals; nil: none.
 	peerPaths   func(now time.Time) []peerPathStatus
 	peerRefused func() int
@@ -94,6 +96,8 @@ type statusSnapshot struct {
 	// how many datagrams it refused.
 	PeerPaths   []peerPathStatus `json:"peer_paths,omitempty"`
 	PeerRefused int              `json:"peer_refused,omitempty"`
+	// Drain: the drained switchover under way, or the last one.
+	Drain *drainStatus `json:"drain,omitempty"`
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
@@ -307,6 +311,12 @@ func (t *stateTracker) Stopping() {
 	t.stopping = true
 }
 
+func (t *stateTracker) Drained(s drainStatus) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.drain = &s
+}
+
 // Snapshot copies the state; the result shares nothing with the tracker.
 // busyStatus is a step under way.
 type busyStatus struct {
@@ -367,6 +377,10 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 		Busy:         t.busyNow(now),
 		PeerRefused:  t.refused(),
 		LastRelease:  copyTransition(t.lastRel),
+	}
+	if t.drain != nil {
+		d := *t.drain
+		s.Drain = &d
 	}
 	s.LastTransition = copyTransition(t.lastTrans)
 	if s.LastTransition != nil {
@@ -435,6 +449,9 @@ func (s statusSnapshot) String() string {
 	out += "\n"
 	if s.Conflicts.Count > 0 {
 		out += fmt.Sprintf("VIP conflicts: %d, last %s held by %s at %s\n", s.Conflicts.Count, s.Conflicts.LastVIP, s.Conflicts.LastHolder, s.Conflicts.LastAt)
+	}
+	if d := s.Drain; d != nil {
+		out += d.String() + "\n"
 	}
 	if s.Fence.Runs > 0 {
 		out += fmt.Sprintf("fence: %d runs, %d failed, last %s at %s", s.Fence.Runs, s.Fence.Failed, s.Fence.LastResult, s.Fence.LastAt)

@@ -43,6 +43,10 @@ var reasons = map[int]string{
 	503: "Service Unavailable",
 }
 
+// drainFile: while it exists every request gets 503 (Asterisk after "core
+// stop gracefully": it still answers, it takes no new calls).
+var drainFile string
+
 func main() {
 	listen := flag.String("listen", "0.0.0.0:5060", "UDP address to listen on")
 	name := flag.String("name", "standin-asterisk", "value of the Server header of every response")
@@ -51,6 +55,7 @@ func main() {
 	pidfile := flag.String("pidfile", "", "write own pid here; removed on exit")
 	verbose := flag.Bool("v", false, "log every request")
 	tcp := flag.Bool("tcp", false, "also answer SIP over TCP on the same address")
+	flag.StringVar(&drainFile, "drain-file", "", "while this file exists, answer 503 Service Unavailable, as Asterisk does while it shuts down gracefully")
 	flag.Parse()
 
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -126,12 +131,18 @@ func run(listen, name string, startDelay time.Duration, status int, pidfile stri
 			log.Printf("read: %v", err)
 			continue
 		}
-		reply := answer(buf[:n], from, name, status, reason)
+		st, rsn := status, reason
+		if drainFile != "" {
+			if _, err := os.Stat(drainFile); err == nil {
+				st, rsn = 503, reasons[503]
+			}
+		}
+		reply := answer(buf[:n], from, name, st, rsn)
 		if reply == nil {
 			continue
 		}
 		if verbose {
-			log.Printf("%d from %s", status, from)
+			log.Printf("%d from %s", st, from)
 		}
 		if _, err := conn.WriteTo(reply, from); err != nil {
 			log.Printf("reply to %s: %v", from, err)
