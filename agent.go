@@ -58,6 +58,11 @@ type agent struct {
 	drainEvents chan drainEvent
 	drainView   *drainStatus
 	drainStart  time.Time
+	// syncDone brings the end of a FLIP_SYNC_CMD run to the loop;
+	// syncCancel kills the run under way; syncView is its status.
+	syncDone   chan syncResult
+	syncCancel context.CancelFunc
+	syncView   syncStatus
 	// probeErrors wakes the loop when the tick probe's socket has an error
 	// (a refusal) before the next tick; nil: only the tick collects.
 	probeErrors <-chan struct{}
@@ -321,6 +326,8 @@ func (a *agent) run(ctx context.Context) error {
 			a.observe(r)
 		case e := <-a.drainEvents:
 			a.onDrain(ctx, e)
+		case r := <-a.syncDone:
+			a.onSyncDone(r)
 		case <-a.probeErrors:
 			// A refusal: decide on it now, not at the next tick.
 		case c := <-changes:
@@ -386,7 +393,7 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		}
 		a.takeover(ctx, d.Cause, d.Reason)
 	default:
-		return a.confirmRefusal(d.Next)
+		return a.maybeSync(ctx, a.confirmRefusal(d.Next))
 	}
 	return a.m.decide(a.now()).Next
 }

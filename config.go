@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +64,9 @@ type envSpec struct {
 	CallsCmd     string        `envconfig:"FLIP_CALLS_CMD" default:"asterisk -rx 'core show channels count'"`
 	DrainTimeout time.Duration `envconfig:"FLIP_DRAIN_TIMEOUT" default:"10m"`
 	DrainPoll    time.Duration `envconfig:"FLIP_DRAIN_POLL" default:"1s"`
+	SyncCmd      string        `envconfig:"FLIP_SYNC_CMD"`
+	SyncInterval time.Duration `envconfig:"FLIP_SYNC_INTERVAL" default:"0"`
+	SyncTimeout  time.Duration `envconfig:"FLIP_SYNC_TIMEOUT" default:"10m"`
 
 	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
 	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
@@ -122,6 +126,9 @@ type config struct {
 	CallsCmd     []string // prints the calls in progress
 	DrainTimeout time.Duration
 	DrainPoll    time.Duration
+	SyncCmd      []string // run by the active box to bring the standby in step; nil = none
+	SyncInterval time.Duration
+	SyncTimeout  time.Duration
 
 	MetricsAddr   string // host:port for Prometheus and /status; "" = off
 	NotifyCmd     string // run on every role change; "" = none
@@ -226,6 +233,8 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		NotifyTimeout:       spec.NotifyTimeout,
 		DrainTimeout:        spec.DrainTimeout,
 		DrainPoll:           spec.DrainPoll,
+		SyncInterval:        spec.SyncInterval,
+		SyncTimeout:         spec.SyncTimeout,
 		ControlSocket:       spec.ControlSocket,
 		LogFormat:           spec.LogFormat,
 		Name:                strings.TrimSpace(spec.Name),
@@ -239,7 +248,7 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	for _, cmd := range []struct {
 		name, value string
 		to          *[]string
-	}{{"FLIP_DRAIN_CMD", spec.DrainCmd, &c.DrainCmd}, {"FLIP_UNDRAIN_CMD", spec.UndrainCmd, &c.UndrainCmd}, {"FLIP_CALLS_CMD", spec.CallsCmd, &c.CallsCmd}} {
+	}{{"FLIP_DRAIN_CMD", spec.DrainCmd, &c.DrainCmd}, {"FLIP_UNDRAIN_CMD", spec.UndrainCmd, &c.UndrainCmd}, {"FLIP_CALLS_CMD", spec.CallsCmd, &c.CallsCmd}, {"FLIP_SYNC_CMD", spec.SyncCmd, &c.SyncCmd}} {
 		argv, err := splitCommand(cmd.value)
 		if err != nil {
 			return nil, badVar(cmd.name, "%v; quote words with spaces in '...' or \"...\", e.g. asterisk -rx 'core show channels count'", err)
@@ -300,6 +309,12 @@ func loadConfig(host hostInterfaces) (*config, error) {
 	}
 	if err := c.checkPeer(spec, addrs); err != nil {
 		return nil, err
+	}
+	if c.SyncInterval > 0 && c.SyncCmd == nil {
+		return nil, badVar("FLIP_SYNC_INTERVAL", "is set but FLIP_SYNC_CMD is not: give the command that copies to the other box, e.g. rsync -a /etc/asterisk/ rsync://{peer}/asterisk/")
+	}
+	if slices.ContainsFunc(c.SyncCmd, func(w string) bool { return strings.Contains(w, "{peer}") }) && len(c.Peers) == 0 {
+		return nil, badVar("FLIP_SYNC_CMD", "uses {peer}, but FLIP_PEER is not set: set FLIP_PEER to the other box's address, or write the address into the command")
 	}
 	if err := c.checkAddressRoles(addrs); err != nil {
 		return nil, err

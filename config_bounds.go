@@ -38,6 +38,8 @@ var durationBounds = []durationBound{
 	{"FLIP_FAILBACK_DELAY", time.Second, 24 * time.Hour, false, func(c *config) time.Duration { return c.FailbackDelay }},
 	{"FLIP_DRAIN_TIMEOUT", time.Second, 24 * time.Hour, false, func(c *config) time.Duration { return c.DrainTimeout }},
 	{"FLIP_DRAIN_POLL", 100 * time.Millisecond, time.Minute, false, func(c *config) time.Duration { return c.DrainPoll }},
+	{"FLIP_SYNC_INTERVAL", 10 * time.Second, 24 * time.Hour, true, func(c *config) time.Duration { return c.SyncInterval }},
+	{"FLIP_SYNC_TIMEOUT", time.Second, 24 * time.Hour, false, func(c *config) time.Duration { return c.SyncTimeout }},
 	{"FLIP_NOTIFY_TIMEOUT", 100 * time.Millisecond, 10 * time.Minute, false, func(c *config) time.Duration { return c.NotifyTimeout }},
 }
 

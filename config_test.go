@@ -140,6 +140,7 @@ func ftDefaultConfig() *config {
 		CallsCmd:         []string{"asterisk", "-rx", "core show channels count"},
 		DrainTimeout:     10 * time.Minute,
 		DrainPoll:        time.Second,
+		SyncTimeout:      10 * time.Minute,
 		ControlSocket:    "/run/flip/flip.sock",
 		LogFormat:        "text",
 		Name:             "pbx1",
@@ -468,6 +469,9 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "calls command with an open quote", env: map[string]string{"FLIP_CALLS_CMD": "asterisk -rx 'core show channels count"}, wantVar: "FLIP_CALLS_CMD", wantMsg: "not closed"},
 		{name: "calls command blank", env: map[string]string{"FLIP_CALLS_CMD": "  "}, wantVar: "FLIP_CALLS_CMD", wantMsg: "empty"},
 		{name: "drain command over two lines", env: map[string]string{"FLIP_DRAIN_CMD": "a\nb"}, wantVar: "FLIP_DRAIN_CMD", wantMsg: "line break"},
+		{name: "sync interval without a command", env: map[string]string{"FLIP_SYNC_INTERVAL": "5m"}, wantVar: "FLIP_SYNC_INTERVAL", wantMsg: "FLIP_SYNC_CMD is not"},
+		{name: "sync {peer} without FLIP_PEER", env: map[string]string{"FLIP_SYNC_CMD": "rsync -a /etc/asterisk/ rsync://{peer}/asterisk/"}, wantVar: "FLIP_SYNC_CMD", wantMsg: "FLIP_PEER is not set"},
+		{name: "sync interval too short", env: map[string]string{"FLIP_SYNC_CMD": "true", "FLIP_SYNC_INTERVAL": "1s"}, wantVar: "FLIP_SYNC_INTERVAL", wantMsg: "10s to 24h"},
 		{name: "drain poll too fast", env: map[string]string{"FLIP_DRAIN_POLL": "10ms"}, wantVar: "FLIP_DRAIN_POLL", wantMsg: "100ms to 1m"},
 		// Ranges (issue 12, item 3): a busy loop, and sums that overflow.
 		{name: "probe interval 1ns: a busy loop", env: map[string]string{"FLIP_PROBE_INTERVAL": "1ns"}, wantVar: "FLIP_PROBE_INTERVAL", wantMsg: "out of range (10ms to 10s)"},

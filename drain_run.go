@@ -88,6 +88,7 @@ func (a *agent) beginDrain(ctx context.Context, timeout time.Duration, force boo
 	if err := a.m.startDrain(a.now(), timeout, force); err != nil {
 		return err
 	}
+	a.stopSync() // the standby's copy waits for the next active box
 	a.drainStart = a.now()
 	a.drainView = &drainStatus{InProgress: true, Started: timeString(a.now()), Deadline: timeString(a.m.drain.deadline), TimeoutMS: timeout.Milliseconds(), Force: force, Calls: -1}
 	a.ev.Drained(*a.drainView)

@@ -30,6 +30,8 @@ type events interface {
 	Stopping()
 	// Drained: a drained switchover started, counted its calls, or ended.
 	Drained(s drainStatus)
+	// Synced: a run of FLIP_SYNC_CMD started or ended.
+	Synced(s syncStatus)
 }
 
 // nopEvents ignores everything; embed it to implement only some methods.
@@ -43,6 +45,7 @@ func (nopEvents) Fenced(error, time.Duration)                                {}
 func (nopEvents) Conflict(netip.Addr, net.HardwareAddr)                      {}
 func (nopEvents) Stopping()                                                  {}
 func (nopEvents) Drained(drainStatus)                                        {}
+func (nopEvents) Synced(syncStatus)                                          {}
 
 // multiEvents tells every listener, in order.
 type multiEvents []events
@@ -92,5 +95,11 @@ func (m multiEvents) Stopping() {
 func (m multiEvents) Drained(s drainStatus) {
 	for _, e := range m {
 		e.Drained(s)
+	}
+}
+
+func (m multiEvents) Synced(s syncStatus) {
+	for _, e := range m {
+		e.Synced(s)
 	}
 }

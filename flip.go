@@ -125,6 +125,7 @@ type machine struct {
 	peerPointed  int64     // the other box's newest fonulator run (Unix ms) already answered
 	fb           failbackState
 	drain        drainState // a drained switchover under way (drain.go)
+	sync         syncState  // the standby sync (sync.go)
 	peer         peerView
 }
 
@@ -200,6 +201,7 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
 	m.drain = drainState{} // a role change ends any drain
+	m.syncRoleChange(r)
 	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)
 	}

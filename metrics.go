@@ -47,6 +47,8 @@ type metricsEvents struct {
 	drainOn        prometheus.Gauge
 	drainCalls     prometheus.Gauge
 	drains         *prometheus.CounterVec
+	syncLastOK     prometheus.Gauge
+	syncRuns       *prometheus.CounterVec
 }
 
 var _ events = (*metricsEvents)(nil)
@@ -159,12 +161,20 @@ func newMetricsEvents(version string) *metricsEvents {
 			Name: "flip_drains_total",
 			Help: "Drained switchovers by outcome: switched, called-off, interrupted.",
 		}, []string{"outcome"}),
+		syncLastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_sync_last_success_timestamp_seconds",
+			Help: "When FLIP_SYNC_CMD last succeeded (0: never on this agent). Alert when it is old on the active box.",
+		}),
+		syncRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flip_sync_runs_total",
+			Help: "Runs of FLIP_SYNC_CMD by result: ok, failed.",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(
 		m.role, m.startTime, m.probeRTT, m.probes, m.misses, m.lastAnswer,
 		m.transitions, m.lastTransition, m.lastTransDur, m.transitionDur,
 		m.phaseDuration, m.phaseFailures, m.conflicts, m.fence, m.fenceDuration,
-		m.buildInfo, m.stoppingGauge, m.drainOn, m.drainCalls, m.drains,
+		m.buildInfo, m.stoppingGauge, m.drainOn, m.drainCalls, m.drains, m.syncLastOK, m.syncRuns,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -177,6 +187,8 @@ func newMetricsEvents(version string) *metricsEvents {
 	for _, o := range []string{drainSwitched, drainCalledOff, drainInterrupted} {
 		m.drains.WithLabelValues(o)
 	}
+	m.syncRuns.WithLabelValues("ok")
+	m.syncRuns.WithLabelValues("failed")
 	m.buildInfo.WithLabelValues(version, buildGoVersion()).Set(1)
 	return m
 }
@@ -254,6 +266,18 @@ func (m *metricsEvents) Fenced(err error, d time.Duration) {
 }
 
 func (m *metricsEvents) Stopping() { m.stoppingGauge.Set(1) }
+
+func (m *metricsEvents) Synced(s syncStatus) {
+	if s.Running {
+		return
+	}
+	if s.LastError != "" {
+		m.syncRuns.WithLabelValues("failed").Inc()
+		return
+	}
+	m.syncRuns.WithLabelValues("ok").Inc()
+	m.syncLastOK.SetToCurrentTime()
+}
 
 func (m *metricsEvents) Drained(s drainStatus) {
 	m.drainCalls.Set(float64(s.Calls))

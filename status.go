@@ -20,6 +20,8 @@ type stateTracker struct {
 	busy *busyStatus
 	// drain is the drain under way or the last one; nil: none yet.
 	drain *drainStatus
+	// sync is the standby sync; nil: not run yet.
+	sync *syncStatus
 	// peerPaths reports the peer channel's paths and refusals; nil: none.
 	peerPaths   func(now time.Time) []peerPathStatus
 	peerRefused func() int
@@ -98,6 +100,8 @@ type statusSnapshot struct {
 	PeerRefused int              `json:"peer_refused,omitempty"`
 	// Drain: the drained switchover under way, or the last one.
 	Drain *drainStatus `json:"drain,omitempty"`
+	// Sync: the standby sync (FLIP_SYNC_CMD), once it has started.
+	Sync *syncStatus `json:"sync,omitempty"`
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
@@ -317,6 +321,12 @@ func (t *stateTracker) Drained(s drainStatus) {
 	t.drain = &s
 }
 
+func (t *stateTracker) Synced(s syncStatus) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sync = &s
+}
+
 // Snapshot copies the state; the result shares nothing with the tracker.
 // busyStatus is a step under way.
 type busyStatus struct {
@@ -381,6 +391,10 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 	if t.drain != nil {
 		d := *t.drain
 		s.Drain = &d
+	}
+	if t.sync != nil {
+		y := *t.sync
+		s.Sync = &y
 	}
 	s.LastTransition = copyTransition(t.lastTrans)
 	if s.LastTransition != nil {
@@ -452,6 +466,9 @@ func (s statusSnapshot) String() string {
 	}
 	if d := s.Drain; d != nil {
 		out += d.String() + "\n"
+	}
+	if y := s.Sync; y != nil {
+		out += y.String() + "\n"
 	}
 	if s.Fence.Runs > 0 {
 		out += fmt.Sprintf("fence: %d runs, %d failed, last %s at %s", s.Fence.Runs, s.Fence.Failed, s.Fence.LastResult, s.Fence.LastAt)

@@ -143,6 +143,7 @@ func (a *agent) release(ctx context.Context, cause, reason string) {
 // do: the switchover's hand-over waits there (handover.go).
 func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNetwork func()) {
 	start := a.now()
+	a.stopSync()
 	a.beatBusy(doingRelease)
 	a.log.Warn("releasing", "reason", reason)
 	a.record(journalEntry{Op: opRelease, Cause: cause})

@@ -129,4 +129,64 @@ test_drain_service_stops() {
 	expect "SIP answers through b" lab_wait 5 sip_ok
 }
 
-PBX_TESTS="drain_switchover drain_called_off drain_force drain_count_fails drain_service_stops"
+# rsyncd BOX: a real rsync daemon on BOX's own address, module "asterisk"
+# writable into $LAB_DIR/BOX/etc-asterisk (the other box's /etc/asterisk).
+rsyncd() {
+	local box=$1
+	mkdir -p "$LAB_DIR/$box/etc-asterisk"
+	cat >"$LAB_DIR/$box/rsyncd.conf" <<CONF
+use chroot = false
+[asterisk]
+	path = $LAB_DIR/$box/etc-asterisk
+	read only = false
+	uid = root
+	gid = root
+CONF
+	ip netns exec "$(lab_ns "$box")" rsync --daemon --no-detach --config="$LAB_DIR/$box/rsyncd.conf" \
+		--address="${LAB_ADDR[$box]}" --port=873 --log-file="$LAB_DIR/$box/rsyncd.log" &
+	RSYNCD_PID[$box]=$!
+	LAB_PIDS+=($!)
+}
+declare -A RSYNCD_PID
+
+# has_line FILE TEXT: FILE exists and has the line TEXT.
+has_line() { grep -qx -- "$2" "$1" 2>/dev/null; }
+
+# Keeping the standby in step with a real rsync daemon on both boxes: the
+# active box pushes right after its takeover and every FLIP_SYNC_INTERVAL;
+# the passive box never pushes; after a failover the direction reverses;
+# a failed sync is a warning and a status line, and moves nothing.
+test_standby_sync() {
+	local n
+	for n in a b; do rsyncd "$n"; done
+	echo "exten v1" >"$LAB_DIR/a/etc-asterisk/extensions.conf"
+	lab_standin a
+	lab_standin b
+	for n in a b; do
+		# shellcheck disable=SC2046
+		lab_flip "$n" $(peer_env "$n") FLIP_SYNC_INTERVAL=10s \
+			FLIP_SYNC_CMD="rsync -a --delete --timeout=10 $LAB_DIR/$n/etc-asterisk/ rsync://{peer}/asterisk/"
+	done
+	lab_wait 10 serving a || fail "box a did not start serving"
+	expect "right after its takeover a pushed /etc/asterisk to b" lab_wait 10 has_line "$LAB_DIR/b/etc-asterisk/extensions.conf" "exten v1"
+	echo "exten v2" >"$LAB_DIR/a/etc-asterisk/extensions.conf"
+	echo "written on the passive box" >"$LAB_DIR/b/etc-asterisk/only-on-b.conf"
+	expect "a change on a reaches b within FLIP_SYNC_INTERVAL (10 s)" lab_wait 15 has_line "$LAB_DIR/b/etc-asterisk/extensions.conf" "exten v2"
+	expect "the passive box never pushed: b's own file never reached a" test ! -e "$LAB_DIR/a/etc-asterisk/only-on-b.conf"
+	expect "b (passive) never ran FLIP_SYNC_CMD" bash -c "! grep -q 'standby sync' '$LAB_DIR/b/flip.log'"
+	expect "a's status shows the sync" lab_wait 5 a_status_has 'standby sync: last run ok'
+	lab_log "kill Asterisk on a: b takes over"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "b holds" lab_wait 10 only_holder b
+	echo "exten v3 from b" >"$LAB_DIR/b/etc-asterisk/extensions.conf"
+	expect "after the failover b pushes to a (the direction reversed)" lab_wait 15 has_line "$LAB_DIR/a/etc-asterisk/extensions.conf" "exten v3 from b"
+	local a_syncs
+	a_syncs=$(grep -c 'standby sync done' "$LAB_DIR/a/flip.log")
+	{ kill -9 "${RSYNCD_PID[a]}" && wait "${RSYNCD_PID[a]}"; } 2>/dev/null
+	expect "with a's rsync daemon gone, b's sync fails with a warning" lab_wait 15 log_has b 'standby sync failed'
+	expect "b's status says so" bash -c "ip netns exec $(lab_ns b) $LAB_BIN/flip status --socket $LAB_DIR/b/flip.sock | grep -q 'standby sync: last run FAILED'"
+	expect "a failed sync moves nothing: b still holds" only_holder b
+	expect "a (passive now) ran no sync since it released" test "$(grep -c 'standby sync done' "$LAB_DIR/a/flip.log")" = "$a_syncs"
+}
+
+PBX_TESTS="drain_switchover drain_called_off drain_force drain_count_fails drain_service_stops standby_sync"
