@@ -58,6 +58,10 @@ type agent struct {
 	drainEvents chan drainEvent
 	drainView   *drainStatus
 	drainStart  time.Time
+	// baseLog is the logger without the "held" attribute a hold adds;
+	// heldLog bounds the lines about what a hold kept back.
+	baseLog *slog.Logger
+	heldLog rateLog
 	// syncDone brings the end of a FLIP_SYNC_CMD run to the loop;
 	// syncCancel kills the run under way; syncView is its status.
 	syncDone   chan syncResult
@@ -232,6 +236,9 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 	}
 	a.m = newMachine(a.timing(), now, r)
 	a.m.restore(entry)
+	if a.m.heldNow(now) {
+		defer a.holdChanged("still held after a restart of flip: nothing moves by itself")
+	}
 	a.m.setLink(a.linksUp(), now)
 	a.ev.Started(r, held)
 	a.log.Info("started", "role", r, "vips_held", held, "primary", a.cfg.Primary,
@@ -366,6 +373,7 @@ func (a *agent) run(ctx context.Context) error {
 // happens first.
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
 	a.m.alive(a.now())
+	a.checkHold()
 	a.collectProbes(a.now())
 	a.collectTiebreaker()
 	d := a.m.decide(a.now())
@@ -393,6 +401,11 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		}
 		a.takeover(ctx, d.Cause, d.Reason)
 	default:
+		if d.Held {
+			if n, due := a.heldLog.note(a.now()); due {
+				a.log.Warn(d.Reason, "times", n)
+			}
+		}
 		return a.maybeSync(ctx, a.confirmRefusal(d.Next))
 	}
 	return a.m.decide(a.now()).Next

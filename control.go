@@ -26,6 +26,10 @@ type ctlRequest struct {
 	// (nanoseconds; 0: FLIP_DRAIN_TIMEOUT).
 	Drain   bool  `json:"drain,omitempty"`
 	DrainNS int64 `json:"drain_ns,omitempty"`
+	// HoldNS (hold): how long (nanoseconds; 0: one hour). By: who asks
+	// (the box the command ran on, and the user if known).
+	HoldNS int64  `json:"hold_ns,omitempty"`
+	By     string `json:"by,omitempty"`
 	// Deadline (Unix nanoseconds): the client gives up then. A request
 	// still queued behind a long step at that time is dropped, not
 	// carried out later for nobody.
@@ -236,6 +240,22 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 			a.tellPeerReleased()
 		}
 		return ctlResponse{OK: true, Note: fmt.Sprintf("released; this box will not take over for %s while the other box takes over", a.operatorHoldDown())}
+	case "hold":
+		d := time.Duration(req.HoldNS)
+		if d == 0 {
+			d = holdDefault
+		}
+		by := a.cfg.Name
+		if req.By != "" {
+			by = req.By + "@" + a.cfg.Name
+		}
+		note, err := a.hold(d, by)
+		if err != nil {
+			return ctlResponse{Error: err.Error()}
+		}
+		return ctlResponse{OK: true, Note: note}
+	case "unhold":
+		return ctlResponse{OK: true, Note: a.unhold(a.cfg.Name)}
 	case "takeover":
 		if a.m.role == roleActive {
 			return ctlResponse{Error: "this box is already active"}
@@ -270,6 +290,6 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		}
 		return ctlResponse{OK: true, Note: note}
 	default:
-		return ctlResponse{Error: fmt.Sprintf("unknown command %q: use status, release, takeover or switchover", req.Cmd)}
+		return ctlResponse{Error: fmt.Sprintf("unknown command %q: use status, release, takeover, switchover, hold or unhold", req.Cmd)}
 	}
 }

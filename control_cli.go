@@ -15,6 +15,8 @@ const controlUsage = `usage: flip status [--json] [--socket PATH]
        flip release [--json] [--socket PATH]
        flip takeover [--force] [--json] [--socket PATH]
        flip switchover [--drain[=TIMEOUT] [--force]] [--json] [--max DURATION] [--socket PATH]
+       flip hold [--for DURATION] [--json] [--socket PATH]
+       flip unhold [--json] [--socket PATH]
 
 status      the running agent's state
 release     on the active box: stop everything, right to left; this box then
@@ -29,6 +31,13 @@ switchover  on the active box: release, then measure with SIP OPTIONS (as
             FLIP_CALLS_CMD counts no calls; calls left at the time-out call
             the switchover off (FLIP_UNDRAIN_CMD undoes the drain), unless
             --force
+
+hold        maintenance mode for the pair (both boxes, with the peer channel;
+            kept across a restart of flip): nothing moves by itself — no
+            takeover, no release, no failback — for DURATION (default 1h, at
+            most 24h), while switchover, release and takeover still work;
+            the split-brain rule still applies
+unhold      end the hold now (both boxes)
 
 The agent is reached over its control socket (FLIP_CONTROL_SOCKET, default
 /run/flip/flip.sock, root only). Exit status: 0 done, 1 refused or failed,
@@ -46,6 +55,7 @@ func runControl(cmd string, args []string, stdout, stderr io.Writer) int {
 	var drain drainFlag
 	fs.Var(&drain, "drain", "switchover: wait for the calls in progress to end first (--drain or --drain=TIMEOUT)")
 	maxWait := fs.Duration("max", 2*time.Minute, "switchover: stop measuring after this long")
+	holdFor := fs.Duration("for", holdDefault, "hold: how long (at most 24h)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stdout, controlUsage)
@@ -55,6 +65,12 @@ func runControl(cmd string, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "flip %s: unexpected argument %q\n%s", cmd, fs.Arg(0), controlUsage)
+		return 2
+	}
+	forSet := false
+	fs.Visit(func(f *flag.Flag) { forSet = forSet || f.Name == "for" })
+	if forSet && cmd != "hold" {
+		fmt.Fprintf(stderr, "flip %s: --for is only for hold\n", cmd)
 		return 2
 	}
 	if drain.set && cmd != "switchover" {
@@ -68,7 +84,11 @@ func runControl(cmd string, args []string, stdout, stderr io.Writer) int {
 	if cmd == "switchover" {
 		return runSwitchover(switchoverOptions{socket: *socket, maxWait: *maxWait, drain: drain, force: *force, asJSON: *asJSON, stdout: stdout, stderr: stderr})
 	}
-	resp, err := callControl(*socket, ctlRequest{Cmd: cmd, Force: *force})
+	req := ctlRequest{Cmd: cmd, Force: *force}
+	if cmd == "hold" {
+		req.HoldNS, req.By = int64(*holdFor), operatorName()
+	}
+	resp, err := callControl(*socket, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "flip %s: %v\n", cmd, err)
 		return 1
@@ -85,6 +105,17 @@ func runControl(cmd string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// operatorName is who runs the command, for a hold's "by": the user that
+// sudo'ed, else the login name, else "".
+func operatorName() string {
+	for _, v := range []string{"SUDO_USER", "USER", "LOGNAME"} {
+		if u := strings.TrimSpace(os.Getenv(v)); u != "" {
+			return u
+		}
+	}
+	return ""
 }
 
 func envOr(name, def string) string {

@@ -32,6 +32,8 @@ type events interface {
 	Drained(s drainStatus)
 	// Synced: a run of FLIP_SYNC_CMD started or ended.
 	Synced(s syncStatus)
+	// Held: maintenance mode began or ended.
+	Held(h holdStatus)
 }
 
 // nopEvents ignores everything; embed it to implement only some methods.
@@ -46,6 +48,7 @@ func (nopEvents) Conflict(netip.Addr, net.HardwareAddr)                      {}
 func (nopEvents) Stopping()                                                  {}
 func (nopEvents) Drained(drainStatus)                                        {}
 func (nopEvents) Synced(syncStatus)                                          {}
+func (nopEvents) Held(holdStatus)                                            {}
 
 // multiEvents tells every listener, in order.
 type multiEvents []events
@@ -101,5 +104,11 @@ func (m multiEvents) Drained(s drainStatus) {
 func (m multiEvents) Synced(s syncStatus) {
 	for _, e := range m {
 		e.Synced(s)
+	}
+}
+
+func (m multiEvents) Held(h holdStatus) {
+	for _, e := range m {
+		e.Held(h)
 	}
 }

@@ -32,7 +32,7 @@ type failbackState struct {
 // one, for the log.
 func (m *machine) failbackDue(now time.Time) (ask bool, note string) {
 	f := &m.fb
-	if !m.t.Failback {
+	if !m.t.Failback || m.heldNow(now) {
 		return false, ""
 	}
 	if f.failed {

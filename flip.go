@@ -43,6 +43,9 @@ type decision struct {
 	// again (the foneBRIDGE): in a split brain the other box may have
 	// pointed them at itself.
 	Repoint bool
+	// Held (with verdictStay): a takeover or release the rules wanted,
+	// kept back by a hold (hold.go); Reason says which.
+	Held bool
 }
 
 // Causes of transitions, as labels for metrics and the notify hook.
@@ -126,6 +129,7 @@ type machine struct {
 	fb           failbackState
 	drain        drainState // a drained switchover under way (drain.go)
 	sync         syncState  // the standby sync (sync.go)
+	hold         holdState  // maintenance mode: nothing moves by itself (hold.go)
 	peer         peerView
 }
 
@@ -244,7 +248,7 @@ func (m *machine) setLink(up bool, now time.Time) {
 //	         nothing answered within StartTimeout of the takeover, or
 //	         silent for DeadAfter after answering            -> release
 func (m *machine) decide(now time.Time) decision {
-	return m.drained(m.decideRole(now))
+	return m.held(now, m.drained(m.decideRole(now)))
 }
 
 // decideRole is decide before a drain is taken into account (drain.go).

@@ -56,6 +56,10 @@ type journalEntry struct {
 	// PointedAt: when this box last pointed the foneBRIDGE at itself, so a
 	// restarted holder does not take the other box's older run for news.
 	PointedAt time.Time `json:"pointed_at,omitzero"`
+	// HoldUntil and HoldBy: a hold (maintenance mode) in force survives a
+	// restart of flip on this box.
+	HoldUntil time.Time `json:"hold_until,omitzero"`
+	HoldBy    string    `json:"hold_by,omitempty"`
 }
 
 func (e journalEntry) done(name string) bool { return slices.Contains(e.Done, name) }

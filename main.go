@@ -26,6 +26,9 @@ const usageText = `usage: flip [run]            run the failover agent (configur
        flip switchover         hand the service to the other box, measure the outage
        flip release            on the active box: give everything up
        flip takeover [--force] on a passive box: take over now
+       flip hold [--for 1h]    maintenance: nothing moves by itself (both boxes)
+       flip unhold             end the hold
+       flip version            print the version and the git commit it was built from
 
 Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 See README.md for every FLIP_* variable.
@@ -51,8 +54,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return runWatch(args, stdout, stderr)
 	case "check":
 		return runCheck(args, stdout, stderr)
-	case "status", "release", "takeover", "switchover":
+	case "status", "release", "takeover", "switchover", "hold", "unhold":
 		return runControl(cmd, args, stdout, stderr)
+	case "version":
+		return runVersion(args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
@@ -196,7 +201,7 @@ func runAgent(stderr io.Writer) int {
 		return 1
 	}
 	if cfg.MetricsAddr != "" {
-		m := newMetricsEvents("")
+		m := newMetricsEvents(version) // the linker's version (flip version), else the module's
 		if ag.peer != nil {
 			m.watchPeer(ag.peer, cfg.DeadAfter)
 		}

@@ -49,6 +49,7 @@ type metricsEvents struct {
 	drains         *prometheus.CounterVec
 	syncLastOK     prometheus.Gauge
 	syncRuns       *prometheus.CounterVec
+	holdUntil      prometheus.Gauge
 }
 
 var _ events = (*metricsEvents)(nil)
@@ -165,6 +166,10 @@ func newMetricsEvents(version string) *metricsEvents {
 			Name: "flip_sync_last_success_timestamp_seconds",
 			Help: "When FLIP_SYNC_CMD last succeeded (0: never on this agent). Alert when it is old on the active box.",
 		}),
+		holdUntil: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_hold_until_timestamp_seconds",
+			Help: "While the pair is held (flip hold: nothing moves by itself), when the hold ends; 0: not held.",
+		}),
 		syncRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flip_sync_runs_total",
 			Help: "Runs of FLIP_SYNC_CMD by result: ok, failed.",
@@ -174,7 +179,7 @@ func newMetricsEvents(version string) *metricsEvents {
 		m.role, m.startTime, m.probeRTT, m.probes, m.misses, m.lastAnswer,
 		m.transitions, m.lastTransition, m.lastTransDur, m.transitionDur,
 		m.phaseDuration, m.phaseFailures, m.conflicts, m.fence, m.fenceDuration,
-		m.buildInfo, m.stoppingGauge, m.drainOn, m.drainCalls, m.drains, m.syncLastOK, m.syncRuns,
+		m.buildInfo, m.stoppingGauge, m.drainOn, m.drainCalls, m.drains, m.syncLastOK, m.syncRuns, m.holdUntil,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -266,6 +271,16 @@ func (m *metricsEvents) Fenced(err error, d time.Duration) {
 }
 
 func (m *metricsEvents) Stopping() { m.stoppingGauge.Set(1) }
+
+func (m *metricsEvents) Held(h holdStatus) {
+	if !h.Held {
+		m.holdUntil.Set(0)
+		return
+	}
+	if t, err := time.Parse(time.RFC3339Nano, h.Until); err == nil {
+		m.holdUntil.Set(float64(t.UnixNano()) / 1e9)
+	}
+}
 
 func (m *metricsEvents) Synced(s syncStatus) {
 	if s.Running {

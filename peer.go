@@ -36,6 +36,8 @@ type peerMsg struct {
 	Nonce string `json:"nonce"`
 	// Heartbeats say what the sender's agent is and does.
 	Beat *heartbeat `json:"beat,omitempty"`
+	// Hold: peerHold and peerUnhold (maintenance mode, hold_run.go).
+	Hold *holdMsg `json:"hold,omitempty"`
 	// Echo: a pong's answer to a ping's nonce.
 	Echo string `json:"echo,omitempty"`
 	// EchoTS and HeldNS: on each path, the TS of the last message the
@@ -422,6 +424,8 @@ func (a *agent) onPeer(ctx context.Context, m peerMsg) {
 			}
 		}
 		a.takeover(ctx, d.Cause, d.Reason)
+	case peerHold, peerUnhold:
+		a.onPeerHold(m)
 	case peerReleaseRequest:
 		if a.m.role != roleActive || a.cfg.Primary {
 			a.log.Info("ignoring a failback request", "peer", m.From, "role", a.m.role, "primary", a.cfg.Primary)

@@ -61,6 +61,9 @@ func (m *machine) memory(now time.Time, e *journalEntry) {
 	e.FailbackOff = m.fb.failed
 	e.ConflictOpen = m.role == roleActive && m.conflicts > 0 && !m.keptConflict
 	e.PointedAt = m.pointedAt
+	if m.heldNow(now) {
+		e.HoldUntil, e.HoldBy = m.hold.until, m.hold.by
+	}
 }
 
 // restore takes back what memory kept, after a restart.
@@ -69,6 +72,9 @@ func (m *machine) restore(e journalEntry) {
 		m.holdDownEnd = e.HoldDownUntil
 	}
 	m.fb.failed = m.fb.failed || e.FailbackOff
+	if !e.HoldUntil.IsZero() {
+		m.hold = holdState{until: e.HoldUntil, by: e.HoldBy}
+	}
 	if e.PointedAt.After(m.pointedAt) {
 		m.pointedAt = e.PointedAt
 	}

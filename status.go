@@ -22,6 +22,8 @@ type stateTracker struct {
 	drain *drainStatus
 	// sync is the standby sync; nil: not run yet.
 	sync *syncStatus
+	// hold is maintenance mode; Held false: none.
+	hold holdStatus
 	// peerPaths reports the peer channel's paths and refusals; nil: none.
 	peerPaths   func(now time.Time) []peerPathStatus
 	peerRefused func() int
@@ -102,6 +104,8 @@ type statusSnapshot struct {
 	Drain *drainStatus `json:"drain,omitempty"`
 	// Sync: the standby sync (FLIP_SYNC_CMD), once it has started.
 	Sync *syncStatus `json:"sync,omitempty"`
+	// Hold: maintenance mode (flip hold), while it is in force.
+	Hold *holdStatus `json:"hold,omitempty"`
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
@@ -321,6 +325,12 @@ func (t *stateTracker) Drained(s drainStatus) {
 	t.drain = &s
 }
 
+func (t *stateTracker) Held(h holdStatus) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.hold = h
+}
+
 func (t *stateTracker) Synced(s syncStatus) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -396,6 +406,10 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 		y := *t.sync
 		s.Sync = &y
 	}
+	if t.hold.Held && t.hold.Until >= timeString(now) {
+		h := t.hold
+		s.Hold = &h
+	}
 	s.LastTransition = copyTransition(t.lastTrans)
 	if s.LastTransition != nil {
 		s.LastCause, s.LastReason = s.LastTransition.Cause, s.LastTransition.Reason
@@ -441,6 +455,9 @@ func (s statusSnapshot) String() string {
 		out += " (primary)"
 	}
 	out += "\n"
+	if h := s.Hold; h != nil {
+		out += h.String() + "\n"
+	}
 	if tr := s.LastTransition; tr != nil {
 		ok := "ok"
 		if !tr.OK {

@@ -35,4 +35,6 @@ echo "== namespace end-to-end tests"
 ./netns_test.sh || status=1
 echo "== container test (Docker Engine, FROM scratch images)"
 ./container_test.sh || status=1
+echo "== Debian package: build, lintian, install, upgrade over an edited conffile (scratch root)"
+bash packaging/test-deb.sh || status=1
 exit $status

@@ -120,4 +120,45 @@ test_systemd_notify() {
 	expect "nothing after STOPPING=1" test "$(tail -n 1 "$msgs" | grep -c STOPPING=1)" = 1
 }
 
-OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify"
+# Maintenance mode (issue 15): `flip hold` on the passive box holds both
+# (peer channel). Asterisk restarted on the active box moves nothing: a
+# does not release, b does not take over; status and log lines say held
+# and by whom. An explicit switchover still works while held. `flip unhold`
+# ends it on both; a hold also survives a restart of flip and ends by
+# itself at its deadline.
+test_hold() {
+	peer_pair
+	ctl b hold --for 60s >"$LAB_DIR/b/hold.txt" 2>&1
+	expect "flip hold exits 0 and says both boxes are held" grep -q 'held until .* on both boxes' "$LAB_DIR/b/hold.txt"
+	expect "a (told over the peer channel) is held too" lab_wait 5 a_status_has 'HELD (maintenance) by .*@box-b\|HELD (maintenance) by box-b'
+	lab_log "Asterisk on a stops (an upgrade): nothing moves"
+	local pid
+	pid=$(cat "$LAB_DIR/a/state/asterisk.pid")
+	kill -TERM "$pid"
+	expect "a would release but is held" lab_wait 5 log_has a 'would release.*nothing moves by itself'
+	expect "b does not take over (3 s)" never_holds b 3
+	expect "a still holds" only_holder a
+	expect "a's log lines say held and by whom" log_has a 'held="by .*box-b until'
+	lab_standin a
+	expect "a's Asterisk back: a serves again, nothing moved" lab_wait 10 serving a
+	lab_log "restart flip on a: the hold survives"
+	kill -TERM "${LAB_FLIP_PID[a]}"
+	{ wait "${LAB_FLIP_PID[a]}"; } 2>/dev/null
+	# shellcheck disable=SC2046
+	lab_flip a $(peer_env a)
+	expect "a is still held after its restart" lab_wait 10 a_status_has 'HELD (maintenance)'
+	ctl a switchover >"$LAB_DIR/a/switchover.txt" 2>&1
+	expect "an explicit switchover still works while held" test $? = 0
+	expect "b holds" lab_wait 5 only_holder b
+	ctl a unhold >"$LAB_DIR/a/unhold.txt" 2>&1
+	expect "flip unhold ends it on both boxes" grep -q 'hold ended on both boxes' "$LAB_DIR/a/unhold.txt"
+	expect "b's log says the hold ended on the other box's word" lab_wait 5 log_has b "hold ended on the other box's word"
+	ctl b hold --for 2s >/dev/null 2>&1
+	expect "a 2 s hold runs out by itself" lab_wait 10 log_has b 'hold ran out'
+	expect "--for is only for hold" bash -c "! ip netns exec $(lab_ns a) $LAB_BIN/flip status --for 1m --socket $LAB_DIR/a/flip.sock 2>/dev/null"
+}
+
+# a_status_has PATTERN: a's flip status (text) matches PATTERN.
+a_status_has() { ctl a status 2>/dev/null | grep -q -- "$1"; }
+
+OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold"

@@ -81,9 +81,6 @@ b_sees_503() {
 	grep -q '"role":"passive"' <<<"$s" && grep -q '"last_status":503' <<<"$s"
 }
 
-# a_status_has PATTERN: a's flip status (text) matches PATTERN.
-a_status_has() { ctl a status | grep -q -- "$1"; }
-
 # --force: calls left at the time-out, switched anyway.
 test_drain_force() {
 	drain_pair stay 2
