@@ -58,6 +58,8 @@ type agent struct {
 	drainEvents chan drainEvent
 	drainView   *drainStatus
 	drainStart  time.Time
+	// lastReady is the readiness the status was last told.
+	lastReady *readiness
 	// baseLog is the logger without the "held" attribute a hold adds;
 	// heldLog bounds the lines about what a hold kept back.
 	baseLog *slog.Logger
@@ -374,6 +376,7 @@ func (a *agent) run(ctx context.Context) error {
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
 	a.m.alive(a.now())
 	a.checkHold()
+	a.noteReadiness()
 	a.collectProbes(a.now())
 	a.collectTiebreaker()
 	d := a.m.decide(a.now())
@@ -409,6 +412,18 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 		return a.maybeSync(ctx, a.confirmRefusal(d.Next))
 	}
 	return a.m.decide(a.now()).Next
+}
+
+// noteReadiness tells the status when whether a takeover could happen now
+// changed.
+func (a *agent) noteReadiness() {
+	r := a.m.readiness(a.now())
+	if l := a.lastReady; l != nil && l.ThisBox == r.ThisBox && l.Why == r.Why &&
+		(l.OtherBox == nil) == (r.OtherBox == nil) && (l.OtherBox == nil || *l.OtherBox == *r.OtherBox) {
+		return
+	}
+	a.lastReady = &r
+	a.ev.Ready(r)
 }
 
 // confirmRefusal sends the probe that confirms a refusal of the active

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,6 +27,7 @@ type fakeStep struct {
 	drift   error // Check returns it until the next Start
 	follows bool  // a holderFollower (the foneBRIDGE)
 	runs    bool  // a runner that runs (a service)
+	stopErr error // Stop returns it
 }
 
 func (s *fakeStep) running(context.Context) bool { return s.runs }
@@ -38,7 +40,7 @@ func (s *fakeStep) Start(context.Context) error {
 }
 func (s *fakeStep) Stop(context.Context) error {
 	*s.steps = append(*s.steps, "stop "+s.name)
-	return nil
+	return s.stopErr
 }
 func (s *fakeStep) Check(context.Context) error { return s.drift }
 func (s *fakeStep) followsHolder() bool         { return s.follows }
@@ -405,5 +407,43 @@ func TestResubscribeBacksOffAndLogsBounded(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "permission denied") {
 		t.Fatal("the log does not say why")
+	}
+}
+
+// transitionEvents records the transitions the agent reports.
+type transitionEvents struct {
+	nopEvents
+	got []string
+}
+
+func (e *transitionEvents) Transition(from, to role, cause, reason string, ok bool, _ time.Duration) {
+	e.got = append(e.got, fmt.Sprintf("%s->%s %s ok=%v: %s", from, to, cause, ok, reason))
+}
+
+// TestAgentReleaseReportsFailedStops: a stop that fails does not stop the
+// release (a half-released box is worse), but the transition says ok=false
+// and names the resource and the error, so the notify hook and the status
+// tell the operator; an aborted takeover is reported with ok=false too.
+func TestAgentReleaseReportsFailedStops(t *testing.T) {
+	f := newFakeAgent(t, true)
+	ev := &transitionEvents{}
+	f.ev = ev
+	f.takeover(context.Background(), causeServiceSilent, "test")
+	f.res["asterisk"].stopErr = errors.New("asterisk.service: stop timed out")
+	f.release(context.Background(), causeOperator, "operator: flip release")
+	f.want(t, "start vip", "start routes", "start fonebridge", "start asterisk",
+		"stop asterisk", "stop fonebridge", "stop routes", "stop vip")
+	if f.m.role != rolePassive {
+		t.Fatal("a failed stop left the box active")
+	}
+	if len(ev.got) != 2 || !strings.Contains(ev.got[1], "active->passive operator ok=false") ||
+		!strings.Contains(ev.got[1], "stop failed: asterisk: asterisk.service: stop timed out") {
+		t.Fatalf("transitions %q", ev.got)
+	}
+	f.m.clearHoldDown()
+	f.res["asterisk"].stopErr, f.res["asterisk"].failErr = nil, errors.New("asterisk.service: exit 1")
+	f.takeover(context.Background(), causeServiceSilent, "test")
+	if last := ev.got[len(ev.got)-1]; !strings.Contains(last, "passive->passive takeover_failed ok=false") {
+		t.Fatalf("aborted takeover reported as %q", last)
 	}
 }

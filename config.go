@@ -330,7 +330,7 @@ func loadConfig(host hostInterfaces) (*config, error) {
 
 // hookVariables are set by flip for its notify hook; a hook that runs flip
 // (say, `flip status`) passes them on, and they are not configuration.
-var hookVariables = map[string]bool{"FLIP_NOTIFY_REASON": true, "FLIP_NOTIFY_TIME": true}
+var hookVariables = map[string]bool{"FLIP_NOTIFY_REASON": true, "FLIP_NOTIFY_TIME": true, "FLIP_NOTIFY_OK": true}
 
 // decodeEnv decodes FLIP_* from the process environment with envconfig and
 // turns its errors into ones that name the variable. It rejects unknown

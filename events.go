@@ -34,6 +34,8 @@ type events interface {
 	Synced(s syncStatus)
 	// Held: maintenance mode began or ended.
 	Held(h holdStatus)
+	// Ready: whether a takeover could happen now changed.
+	Ready(r readiness)
 }
 
 // nopEvents ignores everything; embed it to implement only some methods.
@@ -49,6 +51,7 @@ func (nopEvents) Stopping()                                                  {}
 func (nopEvents) Drained(drainStatus)                                        {}
 func (nopEvents) Synced(syncStatus)                                          {}
 func (nopEvents) Held(holdStatus)                                            {}
+func (nopEvents) Ready(readiness)                                            {}
 
 // multiEvents tells every listener, in order.
 type multiEvents []events
@@ -110,5 +113,11 @@ func (m multiEvents) Synced(s syncStatus) {
 func (m multiEvents) Held(h holdStatus) {
 	for _, e := range m {
 		e.Held(h)
+	}
+}
+
+func (m multiEvents) Ready(r readiness) {
+	for _, e := range m {
+		e.Ready(r)
 	}
 }

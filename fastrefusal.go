@@ -35,11 +35,30 @@ func (m *machine) couldTakeOver(now time.Time) (bool, string) {
 	case m.linkDown:
 		return false, "a VIP interface has no link"
 	case now.Before(m.holdDownEnd):
-		return false, fmt.Sprintf("held down for %s more", m.holdDownEnd.Sub(now).Round(time.Millisecond))
+		return false, fmt.Sprintf("held down until %s (FLIP_HOLD_DOWN, or an operator's release)", m.holdDownEnd.UTC().Format(time.RFC3339))
 	case m.t.Tiebreaker && now.Sub(m.lastTie) >= m.t.DeadAfter:
 		return false, "no tiebreaker answers"
 	}
 	return true, ""
+}
+
+// readiness is whether this box could take over by itself now, and why
+// not; and what the other box's last heartbeat (within FLIP_DEAD_AFTER)
+// said of itself: the 3 a.m. question "could the standby take over?".
+func (m *machine) readiness(now time.Time) readiness {
+	ok, why := m.couldTakeOver(now)
+	switch {
+	case ok && m.heldNow(now):
+		ok, why = false, fmt.Sprintf("held (maintenance) by %s until %s", m.hold.by, m.hold.until.UTC().Format(time.RFC3339))
+	case ok && !m.t.Primary && !m.heardService && now.Before(m.started.Add(m.t.InitDead)):
+		ok, why = false, "never heard the service since flip started: waiting for FLIP_INIT_DEAD"
+	}
+	r := readiness{ThisBox: ok, Why: why}
+	if m.t.Peer && now.Before(m.peer.aliveUntil) {
+		other := m.peer.last.Ready
+		r.OtherBox = &other
+	}
+	return r
 }
 
 // peerReady reports that the other box's agent, heard within

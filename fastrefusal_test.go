@@ -146,3 +146,33 @@ func TestCouldTakeOver(t *testing.T) {
 		})
 	}
 }
+
+// TestReadiness: the status's "could this box take over now" says why not
+// (hold-down, held, never heard the service) and what the other box's
+// heartbeat said of itself.
+func TestReadiness(t *testing.T) {
+	m := hbMachine(rolePassive)
+	if r := m.readiness(ftAt(time.Second)); r.ThisBox || !strings.Contains(r.Why, "FLIP_INIT_DEAD") || r.OtherBox != nil {
+		t.Fatalf("secondary that never heard the service: %+v", r)
+	}
+	m.observe(ftAnswer(time.Second))
+	if r := m.readiness(ftAt(1100 * ftMS)); !r.ThisBox || r.Why != "" {
+		t.Fatalf("healthy passive: %+v", r)
+	}
+	m.holdOff(ftAt(1100*ftMS), time.Minute)
+	if r := m.readiness(ftAt(1200 * ftMS)); r.ThisBox || !strings.Contains(r.Why, "held down until") {
+		t.Fatalf("held down: %+v", r)
+	}
+	m.clearHoldDown()
+	if err := m.setHold(ftAt(1200*ftMS), time.Hour, "ops@box-a"); err != nil {
+		t.Fatal(err)
+	}
+	m.heardPeer(ftAt(1300*ftMS), heartbeat{Role: "active", Holds: true})
+	r := m.readiness(ftAt(1400 * ftMS))
+	if r.ThisBox || !strings.Contains(r.Why, "held (maintenance) by ops@box-a") || r.OtherBox == nil || *r.OtherBox {
+		t.Fatalf("held, the active peer heard: %+v", r)
+	}
+	if s := r.String(); !strings.Contains(s, "could not take over now: held") || !strings.Contains(s, "the other box says it could not") {
+		t.Fatalf("readiness line: %q", s)
+	}
+}

@@ -272,6 +272,8 @@ func (m *metricsEvents) Fenced(err error, d time.Duration) {
 
 func (m *metricsEvents) Stopping() { m.stoppingGauge.Set(1) }
 
+func (m *metricsEvents) Ready(readiness) {}
+
 func (m *metricsEvents) Held(h holdStatus) {
 	if !h.Held {
 		m.holdUntil.Set(0)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,9 @@ const notifyQueueSize = 64
 const notifyCloseGrace = time.Second
 
 // notifier runs FLIP_NOTIFY_CMD on every role change: OLD_ROLE NEW_ROLE
-// CAUSE appended to its arguments, the reason in FLIP_NOTIFY_REASON. Unlike
+// CAUSE appended to its arguments, the reason in FLIP_NOTIFY_REASON and
+// whether it went well in FLIP_NOTIFY_OK (false: an aborted takeover or a
+// release with a failed stop). Unlike
 // keepalived's notify scripts, which can overlap and finish out of order,
 // one worker runs the hooks one at a time in the order of the changes.
 // Transition only queues: a slow, failing or hanging hook is logged and
@@ -48,6 +51,7 @@ type notifyJob struct {
 	from, to role
 	cause    string
 	reason   string
+	ok       bool // false: an aborted takeover, or a release with a failed stop
 	at       time.Time
 }
 
@@ -75,13 +79,16 @@ func newNotifier(cmd string, timeout time.Duration, log *slog.Logger) *notifier 
 	return n
 }
 
-// Transition queues a hook run for a real role change (from != to); an
-// aborted takeover (passive to passive) is not one. It never blocks.
-func (n *notifier) Transition(from, to role, cause, reason string, _ bool, _ time.Duration) {
-	if n == nil || n.argv == nil || from == to {
+// Transition queues a hook run for a role change, and also for the worst
+// cases an operator must hear of: an aborted takeover (passive to passive,
+// cause takeover_failed, the resource and the error in the reason) and a
+// release with a stop that failed (ok false). FLIP_NOTIFY_OK says which.
+// It never blocks.
+func (n *notifier) Transition(from, to role, cause, reason string, ok bool, _ time.Duration) {
+	if n == nil || n.argv == nil || (from == to && ok) {
 		return
 	}
-	j := notifyJob{from: from, to: to, cause: cause, reason: reason, at: time.Now()}
+	j := notifyJob{from: from, to: to, cause: cause, reason: reason, ok: ok, at: time.Now()}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -185,6 +192,7 @@ func (n *notifier) run(j notifyJob) {
 	env := []string{
 		"FLIP_NOTIFY_REASON=" + j.reason,
 		"FLIP_NOTIFY_TIME=" + timeString(j.at),
+		"FLIP_NOTIFY_OK=" + strconv.FormatBool(j.ok),
 	}
 	waited := time.Since(j.at)
 	r := execCommandEnv(n.ctx, n.timeout, argv, env)

@@ -26,6 +26,7 @@ esac
 sleep "$nap"
 echo "reason $cause $FLIP_NOTIFY_REASON" >> "$log"
 echo "time $cause $FLIP_NOTIFY_TIME" >> "$log"
+echo "ok $cause $FLIP_NOTIFY_OK" >> "$log"
 echo "end $cause" >> "$log"
 `
 
@@ -238,8 +239,9 @@ func TestNotifierMissingCommand(t *testing.T) {
 	}
 }
 
-// Only real role changes run the hook: not Started, not an aborted
-// takeover (passive to passive), not the other events.
+// Role changes run the hook, and so does an aborted takeover (passive to
+// passive, ok false: FLIP_NOTIFY_OK=false); not Started, not a "change" to
+// the same role that went well, not the other events.
 func TestNotifierOnlyRoleChanges(t *testing.T) {
 	cmd, file := obsHook(t, 0)
 	n := newNotifier(cmd, 5*time.Second, nil)
@@ -254,8 +256,13 @@ func TestNotifierOnlyRoleChanges(t *testing.T) {
 	e.Transition(rolePassive, roleActive, causeServiceSilent, "real", true, time.Second)
 	e.Stopping()
 	n.Close()
-	if got := strings.Join(obsRuns(t, obsLines(t, file)), " "); got != causeServiceSilent {
-		t.Fatalf("hook ran for %q, want only %q", got, causeServiceSilent)
+	lines := obsLines(t, file)
+	if got, want := strings.Join(obsRuns(t, lines), " "), causeTakeoverFailed+" "+causeServiceSilent; got != want {
+		t.Fatalf("hook ran for %q, want %q", got, want)
+	}
+	okLines := strings.Join(lines, "\n")
+	if !strings.Contains(okLines, "ok "+causeTakeoverFailed+" false") || !strings.Contains(okLines, "ok "+causeServiceSilent+" true") {
+		t.Fatalf("FLIP_NOTIFY_OK not as expected:\n%s", okLines)
 	}
 }
 

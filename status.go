@@ -24,6 +24,10 @@ type stateTracker struct {
 	sync *syncStatus
 	// hold is maintenance mode; Held false: none.
 	hold holdStatus
+	// history is the last statusHistory transitions, oldest first.
+	history []*transitionStatus
+	// ready: could this box take over now, and if not why (readiness).
+	ready *readiness
 	// peerPaths reports the peer channel's paths and refusals; nil: none.
 	peerPaths   func(now time.Time) []peerPathStatus
 	peerRefused func() int
@@ -106,6 +110,23 @@ type statusSnapshot struct {
 	Sync *syncStatus `json:"sync,omitempty"`
 	// Hold: maintenance mode (flip hold), while it is in force.
 	Hold *holdStatus `json:"hold,omitempty"`
+	// Ready: could this box take over right now, by itself, and if not
+	// why; for the active box, whether the other box could (its
+	// heartbeat's word), when the peer channel tells.
+	Ready *readiness `json:"ready,omitempty"`
+	// History: the last transitions (at most 20), oldest first, each with
+	// its cause and timeline.
+	History []*transitionStatus `json:"history"`
+}
+
+// statusHistory is how many transitions the status keeps.
+const statusHistory = 20
+
+// readiness is whether a takeover could happen now.
+type readiness struct {
+	ThisBox    bool   `json:"this_box"`
+	Why        string `json:"why,omitempty"` // when not
+	OtherBox   *bool  `json:"other_box,omitempty"` // its heartbeat's word; nil: not heard
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
@@ -271,6 +292,10 @@ func (t *stateTracker) Transition(from, to role, cause, reason string, ok bool, 
 	}
 	t.pending = nil
 	t.lastTrans = tr
+	t.history = append(t.history, tr)
+	if len(t.history) > statusHistory {
+		t.history = t.history[len(t.history)-statusHistory:]
+	}
 	switch {
 	case to == roleActive:
 		t.lastTake = tr
@@ -323,6 +348,12 @@ func (t *stateTracker) Drained(s drainStatus) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.drain = &s
+}
+
+func (t *stateTracker) Ready(r readiness) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ready = &r
 }
 
 func (t *stateTracker) Held(h holdStatus) {
@@ -406,6 +437,14 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 		y := *t.sync
 		s.Sync = &y
 	}
+	if t.ready != nil {
+		r := *t.ready
+		s.Ready = &r
+	}
+	s.History = make([]*transitionStatus, 0, len(t.history))
+	for _, tr := range t.history {
+		s.History = append(s.History, copyTransition(tr))
+	}
 	if t.hold.Held && t.hold.Until >= timeString(now) {
 		h := t.hold
 		s.Hold = &h
@@ -458,6 +497,9 @@ func (s statusSnapshot) String() string {
 	if h := s.Hold; h != nil {
 		out += h.String() + "\n"
 	}
+	if r := s.Ready; r != nil {
+		out += r.String() + "\n"
+	}
 	if tr := s.LastTransition; tr != nil {
 		ok := "ok"
 		if !tr.OK {
@@ -481,6 +523,17 @@ func (s statusSnapshot) String() string {
 	if s.Conflicts.Count > 0 {
 		out += fmt.Sprintf("VIP conflicts: %d, last %s held by %s at %s\n", s.Conflicts.Count, s.Conflicts.LastVIP, s.Conflicts.LastHolder, s.Conflicts.LastAt)
 	}
+	if n := len(s.History); n > 1 {
+		out += fmt.Sprintf("earlier transitions (%d kept, newest first; --json has their timelines):\n", n-1)
+		for i := n - 2; i >= 0; i-- {
+			tr := s.History[i]
+			ok := "ok"
+			if !tr.OK {
+				ok = "FAILED"
+			}
+			out += fmt.Sprintf("  %s %s -> %s %s (%s): %s\n", tr.At, tr.From, tr.To, tr.Cause, ok, tr.Reason)
+		}
+	}
 	if d := s.Drain; d != nil {
 		out += d.String() + "\n"
 	}
@@ -493,6 +546,22 @@ func (s statusSnapshot) String() string {
 			out += ": " + s.Fence.LastError
 		}
 		out += "\n"
+	}
+	return out
+}
+
+// String says in one line whether a takeover could happen now.
+func (r readiness) String() string {
+	out := "this box could take over now"
+	if !r.ThisBox {
+		out = "this box could not take over now: " + r.Why
+	}
+	if r.OtherBox != nil {
+		if *r.OtherBox {
+			out += "; the other box says it could"
+		} else {
+			out += "; the other box says it could not"
+		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -419,5 +420,31 @@ func TestStatusSnapshotString(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("%q missing from:\n%s", want, out)
 		}
+	}
+}
+
+// TestStatusHistory: the status keeps the last statusHistory transitions,
+// oldest first, with their causes (an aborted takeover and a release with a
+// failed stop among them), and the text lists the earlier ones.
+func TestStatusHistory(t *testing.T) {
+	tr := newStateTracker(obsConfig())
+	for i := range statusHistory + 5 {
+		tr.Transition(rolePassive, roleActive, causeServiceSilent, fmt.Sprintf("takeover %d", i), true, time.Millisecond)
+		tr.Transition(roleActive, rolePassive, causeOwnServiceSilent, fmt.Sprintf("release %d; stop failed: asterisk: exit 1", i), false, time.Millisecond)
+	}
+	tr.Transition(rolePassive, rolePassive, causeTakeoverFailed, "takeover aborted: asterisk failed", false, time.Millisecond)
+	s := tr.Snapshot()
+	if len(s.History) != statusHistory {
+		t.Fatalf("history has %d transitions, want %d", len(s.History), statusHistory)
+	}
+	if last := s.History[len(s.History)-1]; last.Cause != causeTakeoverFailed || last.OK {
+		t.Fatalf("newest = %+v, want the aborted takeover", last)
+	}
+	if first := s.History[0]; first.Reason != "release 15; stop failed: asterisk: exit 1" {
+		t.Fatalf("oldest kept = %q", first.Reason)
+	}
+	text := s.String()
+	if !strings.Contains(text, "earlier transitions (19 kept") || !strings.Contains(text, "own_service_silent (FAILED): release 24; stop failed") {
+		t.Fatalf("status text:\n%s", text)
 	}
 }

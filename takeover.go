@@ -148,39 +148,52 @@ func (a *agent) releaseWith(ctx context.Context, cause, reason string, beforeNet
 	a.log.Warn("releasing", "reason", reason)
 	a.record(journalEntry{Op: opRelease, Cause: cause})
 	a.announce.Stop()
+	var failed []string
 	if beforeNetwork != nil {
-		a.stopRange(ctx, len(a.resources)-1, a.network)
+		failed = a.stopRange(ctx, len(a.resources)-1, a.network)
 		beforeNetwork()
-		a.stopAll(ctx, a.network-1)
+		failed = append(failed, a.stopAll(ctx, a.network-1)...)
 	} else {
-		a.stopAll(ctx, len(a.resources)-1)
+		failed = a.stopAll(ctx, len(a.resources)-1)
 	}
 	a.m.setRole(rolePassive, a.now(), cause)
 	a.record(journalEntry{Op: opPassive}) // with the hold-down
 	a.beatDone()
-	a.log.Info("release complete", "total", ms(a.now().Sub(start)), "reason", reason)
+	if len(failed) > 0 {
+		// The box is passive all the same (a half-released box is worse),
+		// but the operator must hear of what may still run or be held.
+		reason += "; stop failed: " + strings.Join(failed, "; ")
+		a.log.Error("release complete with failed stops: check the box", "total", ms(a.now().Sub(start)), "reason", reason)
+	} else {
+		a.log.Info("release complete", "total", ms(a.now().Sub(start)), "reason", reason)
+	}
 	a.logHoldDown()
-	a.ev.Transition(roleActive, rolePassive, cause, reason, true, a.now().Sub(start))
+	a.ev.Transition(roleActive, rolePassive, cause, reason, len(failed) == 0, a.now().Sub(start))
 }
 
 // stopAll stops resources[last] down to resources[0]. A failing stop is
 // logged and the rest still stop: a half-released box is worse.
-func (a *agent) stopAll(ctx context.Context, last int) {
+func (a *agent) stopAll(ctx context.Context, last int) []string {
 	if last >= a.network-1 {
 		a.announce.Stop()
 	}
-	a.stopRange(ctx, last, 0)
+	failed := a.stopRange(ctx, last, 0)
 	a.record(journalEntry{Op: opPassive})
+	return failed
 }
 
 // stopRange stops resources[last] down to resources[first].
-func (a *agent) stopRange(ctx context.Context, last, first int) {
+// It returns "RESOURCE: error" for each stop that failed.
+func (a *agent) stopRange(ctx context.Context, last, first int) []string {
+	var failed []string
 	for i := last; i >= first; i-- {
 		if _, err := a.phase(ctx, "stop", a.resources[i]); err != nil {
 			a.log.Error("stop failed; continuing the release", "resource", a.resources[i].Name(), "err", err)
+			failed = append(failed, a.resources[i].Name()+": "+err.Error())
 		}
 		a.crash.after("stop:" + a.resources[i].Name())
 	}
+	return failed
 }
 
 // record writes the journal; a failure is logged and the work goes on: a
