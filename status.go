@@ -124,9 +124,9 @@ const statusHistory = 20
 
 // readiness is whether a takeover could happen now.
 type readiness struct {
-	ThisBox    bool   `json:"this_box"`
-	Why        string `json:"why,omitempty"` // when not
-	OtherBox   *bool  `json:"other_box,omitempty"` // its heartbeat's word; nil: not heard
+	ThisBox  bool   `json:"this_box"`
+	Why      string `json:"why,omitempty"`       // when not
+	OtherBox *bool  `json:"other_box,omitempty"` // its heartbeat's word; nil: not heard
 }
 
 // transitionStatus is one takeover, aborted takeover or release.
