@@ -58,6 +58,10 @@ type agent struct {
 	drainEvents chan drainEvent
 	drainView   *drainStatus
 	drainStart  time.Time
+	// optional: per resource, whether its start may fail (FLIP_RESOURCES
+	// "NAME?"); optRetry: the failed ones and their next try (optional.go).
+	optional []bool
+	optRetry map[int]*optionalRetry
 	// lastReady is the readiness the status was last told.
 	lastReady *readiness
 	// baseLog is the logger without the "held" attribute a hold adds;
@@ -345,6 +349,7 @@ func (a *agent) run(ctx context.Context) error {
 			a.checkConflicts(conflicts)
 			a.checkFailback()
 			a.checkPaths()
+			a.retryOptional(ctx)
 			continue
 		case m := <-peerMsgs:
 			a.onPeer(ctx, m)

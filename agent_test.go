@@ -447,3 +447,53 @@ func TestAgentReleaseReportsFailedStops(t *testing.T) {
 		t.Fatalf("aborted takeover reported as %q", last)
 	}
 }
+
+// TestAgentOptionalResource: an optional resource ("fonebridge?") that
+// fails to start does not abort the takeover: the box serves without it,
+// the transition says ok=false and names it, and it is retried while
+// active, with a growing delay, until it starts.
+func TestAgentOptionalResource(t *testing.T) {
+	f := newFakeAgent(t, true)
+	ev := &transitionEvents{}
+	f.ev = ev
+	f.optional = []bool{false, false, true, false}
+	f.res["fonebridge"].failErr = errors.New("fonulator: exit 1: device unreachable")
+	f.takeover(context.Background(), causeServiceSilent, "test")
+	f.want(t, "start vip", "start routes", "start fonebridge", "start asterisk")
+	if f.m.role != roleActive {
+		t.Fatal("an optional resource's failure aborted the takeover")
+	}
+	if len(ev.got) != 1 || !strings.Contains(ev.got[0], "passive->active service_silent ok=false") ||
+		!strings.Contains(ev.got[0], "optional resource failed (retried): fonebridge: fonulator: exit 1") {
+		t.Fatalf("transitions %q", ev.got)
+	}
+	f.steps = nil
+	f.retryOptional(context.Background())
+	f.want(t) // not before optionalRetryFirst
+	f.now = f.now.Add(optionalRetryFirst)
+	f.retryOptional(context.Background())
+	f.want(t, "start fonebridge")
+	f.now = f.now.Add(optionalRetryFirst) // the second retry waits twice as long
+	f.retryOptional(context.Background())
+	f.want(t, "start fonebridge")
+	f.res["fonebridge"].failErr = nil
+	f.now = f.now.Add(optionalRetryFirst)
+	f.retryOptional(context.Background())
+	f.want(t, "start fonebridge", "start fonebridge")
+	f.now = f.now.Add(optionalRetryMax)
+	f.retryOptional(context.Background())
+	f.want(t, "start fonebridge", "start fonebridge") // started: no more retries
+	if !strings.Contains(f.logs.String(), "optional resource started on retry") {
+		t.Fatalf("log:\n%s", f.logs.String())
+	}
+}
+
+// TestOptionalRetryDelay doubles from optionalRetryFirst up to
+// optionalRetryMax.
+func TestOptionalRetryDelay(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 3: 40 * time.Second, 6: 5 * time.Minute, 50: 5 * time.Minute} {
+		if got := optionalRetryDelay(n); got != want {
+			t.Errorf("optionalRetryDelay(%d) = %s, want %s", n, got, want)
+		}
+	}
+}

@@ -29,8 +29,12 @@ func buildCheckPlan(cfg *config, server string) checkPlan {
 	announce := fmt.Sprintf("announce each VIP (%s), %d rounds every %s, the first at once",
 		strings.Join(vips, "; "), cfg.GARPCount, cfg.GARPInterval)
 
+	optional := cfg.optionalFlags()
 	for i, r := range resources {
 		for _, a := range checkActions(cfg, r, "start", server) {
+			if optional[i] {
+				a += " (optional: a failure is logged, notified and retried; the takeover goes on)"
+			}
 			add(&plan.Takeover, r.Name(), a)
 		}
 		if i == network-1 {

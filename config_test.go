@@ -203,6 +203,15 @@ func TestLoadConfigValid(t *testing.T) {
 			want: ftFonebridgeConfig,
 		},
 		{
+			name: "optional foneBRIDGE",
+			env:  map[string]string{"FLIP_RESOURCES": "192.0.2.110/24 fonebridge? asterisk"},
+			want: func() *config {
+				c := ftFonebridgeConfig()
+				c.Resources[1].Optional = true
+				return c
+			},
+		},
+		{
 			name: "multi-homed haresources line",
 			env:  map[string]string{"FLIP_RESOURCES": "192.0.2.110/24 198.51.100.110/24 routes asterisk"},
 			want: ftMultihomedConfig,
@@ -466,6 +475,9 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "probe interval set but empty", env: map[string]string{"FLIP_PROBE_INTERVAL": ""}, wantVar: "FLIP_PROBE_INTERVAL", wantMsg: "empty"},
 		{name: "probe interval only blanks", env: map[string]string{"FLIP_PROBE_INTERVAL": "  "}, wantVar: "FLIP_PROBE_INTERVAL"},
 		{name: "probe interval negative", env: map[string]string{"FLIP_PROBE_INTERVAL": "-100ms"}, wantVar: "FLIP_PROBE_INTERVAL"},
+		{name: "optional VIP", env: map[string]string{"FLIP_RESOURCES": "192.0.2.110/24? asterisk"}, wantVar: "FLIP_RESOURCES", wantMsg: "cannot be optional"},
+		{name: "optional routes", env: map[string]string{"FLIP_RESOURCES": "192.0.2.110/24 routes? asterisk"}, wantVar: "FLIP_RESOURCES", wantMsg: "cannot be optional"},
+		{name: "optional and plain twice", env: map[string]string{"FLIP_RESOURCES": "192.0.2.110/24 fonebridge fonebridge?"}, wantVar: "FLIP_RESOURCES", wantMsg: "listed twice"},
 		{name: "calls command with an open quote", env: map[string]string{"FLIP_CALLS_CMD": "asterisk -rx 'core show channels count"}, wantVar: "FLIP_CALLS_CMD", wantMsg: "not closed"},
 		{name: "calls command blank", env: map[string]string{"FLIP_CALLS_CMD": "  "}, wantVar: "FLIP_CALLS_CMD", wantMsg: "empty"},
 		{name: "drain command over two lines", env: map[string]string{"FLIP_DRAIN_CMD": "a\nb"}, wantVar: "FLIP_DRAIN_CMD", wantMsg: "line break"},

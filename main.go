@@ -137,6 +137,7 @@ func runAgent(stderr io.Writer) int {
 		addrs:       addrs,
 		resources:   resources,
 		network:     network,
+		optional:    cfg.optionalFlags(),
 		announce: &announcer{
 			log:      log,
 			count:    cfg.GARPCount,

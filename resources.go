@@ -56,6 +56,9 @@ type resourceSpec struct {
 	VIP   vipSpec // kindVIP
 	Name  string  // kindService: the service name
 	Path  string  // kindExec: the script
+	// Optional ("fonebridge?"): a start failure is logged, notified and
+	// retried, and does not abort the takeover (optional.go).
+	Optional bool
 }
 
 // vipSpec is a virtual address and where it lives.
@@ -80,11 +83,13 @@ func parseResources(s string, addrs map[string][]netip.Prefix) ([]resourceSpec, 
 	seenVIP := map[netip.Addr]string{}
 	sawOther := false
 	for _, tok := range strings.Fields(s) {
+		optional := strings.HasSuffix(tok, "?")
+		tok = strings.TrimSuffix(tok, "?")
 		if seen[tok] {
 			return nil, badVar(name, "%q is listed twice; list each resource once", tok)
 		}
 		seen[tok] = true
-		r := resourceSpec{Token: tok}
+		r := resourceSpec{Token: tok, Optional: optional}
 		switch {
 		case strings.Contains(tok, "/") && !strings.HasPrefix(tok, "exec:"):
 			v, err := parseVIP(tok, addrs)
@@ -117,6 +122,9 @@ func parseResources(s string, addrs map[string][]netip.Prefix) ([]resourceSpec, 
 			return nil, badVar(name, "%q is not a resource; use ADDR/PREFIX[@IFACE], routes, fonebridge, exec:/path or a service name", tok)
 		}
 		network := r.Kind == kindVIP || r.Kind == kindRoutes
+		if network && optional {
+			return nil, badVar(name, "%q?: VIPs and routes cannot be optional (without them nothing is served); only fonebridge, services and exec: resources can, e.g. \"fonebridge?\"", tok)
+		}
 		if network && sawOther {
 			return nil, badVar(name, "%q comes after %q; list VIPs and routes before fonebridge, services and exec: resources", tok, out[len(out)-1].Token)
 		}

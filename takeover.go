@@ -76,7 +76,7 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 	a.log.Info("taking over", "reason", reason)
 	entry := journalEntry{Op: opTakeover, Cause: cause}
 	a.record(entry)
-	var phases []string
+	var phases, degraded []string
 	for i, r := range a.resources {
 		if ctx.Err() != nil && a.broken != mutantTermCutsPhases {
 			// flip is stopping (SIGTERM): the box is left as it is, the
@@ -93,6 +93,12 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 		}
 		d, err := a.phase(ctx, "start", r)
 		phases = append(phases, fmt.Sprintf("%s=%s", r.Name(), ms(d)))
+		if err != nil && a.isOptional(i) {
+			a.log.Error("optional resource failed to start; the takeover goes on without it and retries it", "resource", r.Name(), "err", err, "next_try_in", optionalRetryFirst)
+			a.optionalFailed(i)
+			degraded = append(degraded, r.Name()+": "+err.Error())
+			continue
+		}
 		if err != nil {
 			a.log.Error("takeover failed; stopping what was started", "resource", r.Name(), "err", err)
 			a.stopAll(ctx, i)
@@ -127,8 +133,11 @@ func (a *agent) takeoverFrom(ctx context.Context, cause, reason string, prior jo
 	}
 	a.record(journalEntry{Op: opActive, Cause: cause})
 	a.beatDone()
+	if len(degraded) > 0 {
+		reason += "; optional resource failed (retried): " + strings.Join(degraded, "; ")
+	}
 	a.log.Info("takeover complete", "total", ms(a.now().Sub(start)), "phases", strings.Join(phases, " "), "reason", reason)
-	a.ev.Transition(rolePassive, roleActive, cause, reason, true, a.now().Sub(start))
+	a.ev.Transition(rolePassive, roleActive, cause, reason, len(degraded) == 0, a.now().Sub(start))
 }
 
 // release stops every resource right to left: services first, then routes

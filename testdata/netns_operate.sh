@@ -158,7 +158,26 @@ test_hold() {
 	expect "--for is only for hold" bash -c "! ip netns exec $(lab_ns a) $LAB_BIN/flip status --for 1m --socket $LAB_DIR/a/flip.sock 2>/dev/null"
 }
 
+# An optional foneBRIDGE ("fonebridge?") whose fonulator fails: b takes
+# over all the same and serves SIP, the takeover is reported ok=false with
+# the resource named, and the start is retried while b is active.
+test_optional_fonebridge() {
+	lab_standin a
+	lab_standin b
+	lab_flip a FLIP_RESOURCES="$LAB_VIP/24 routes fonebridge? asterisk"
+	lab_flip b FONULATOR_EXIT=1 FLIP_FONULATOR_RETRIES=0 FLIP_RESOURCES="$LAB_VIP/24 routes fonebridge? asterisk"
+	lab_wait 10 serving a || fail "box a did not start serving"
+	lab_wait 10 flip_heard b || fail "box b's flip did not hear the service"
+	kill -9 "$(cat "$LAB_DIR/a/state/asterisk.pid")"
+	expect "b's fonulator fails, and b goes on without it" lab_wait 5 log_has b 'optional resource failed to start; the takeover goes on'
+	expect "b's takeover completes, naming the failed resource" lab_wait 5 log_has b 'takeover complete.*optional resource failed (retried): fonebridge'
+	expect "b holds the VIP" lab_wait 5 only_holder b
+	expect "SIP answers through b" lab_wait 5 sip_ok
+	expect "b's status shows the takeover with ok=false" bash -c "ip netns exec $(lab_ns b) $LAB_BIN/flip status --json --socket $LAB_DIR/b/flip.sock | grep -o '\"last_takeover\":{[^}]*' | grep -q '\"to\":\"active\".*\"ok\":false'"
+	expect "the start is retried while b is active (10 s)" lab_wait 20 log_has b 'optional resource still failing'
+}
+
 # a_status_has PATTERN: a's flip status (text) matches PATTERN.
 a_status_has() { ctl a status 2>/dev/null | grep -q -- "$1"; }
 
-OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold"
+OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold optional_fonebridge"
