@@ -19,7 +19,7 @@ import (
 // tests without root against fakes; the report and the plan are built by
 // pure functions from what the checks found and from the parsed config.
 
-const checkUsage = `usage: flip check [--json]
+const checkUsage = `usage: flip check [--json] [--env-file PATH]
 
 Checks the FLIP_* configuration and this box without changing anything:
 interfaces and VIPs, capabilities, commands and scripts, the foneBRIDGE
@@ -27,6 +27,10 @@ config, one SIP OPTIONS probe of the service address. Then prints what a
 takeover and a release would do, step by step.
 
   --json     one JSON object {ok, checks, plan} instead of the text report
+  --env-file read the FLIP_* variables from PATH (e.g. /etc/default/flip),
+             as systemd's EnvironmentFile= does, and ignore the environment's;
+             never source that file in a shell: unquoted values with blanks
+             would run as commands
   -h, --help this help
 
 Exit status: 0 every check passed (warnings and skips allowed), 1 some check
@@ -160,6 +164,7 @@ func checkMain(args []string, stdout, stderr io.Writer, host hostInterfaces,
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors and usage are printed below
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	envFile := fs.String("env-file", "", "read the FLIP_* variables from this file (as systemd's EnvironmentFile= does) instead of the environment")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, checkUsage)
@@ -173,6 +178,12 @@ func checkMain(args []string, stdout, stderr io.Writer, host hostInterfaces,
 		return 2
 	}
 
+	if *envFile != "" {
+		if err := useEnvFile(*envFile); err != nil {
+			fmt.Fprintf(stderr, "flip check: %v\n", err)
+			return 2
+		}
+	}
 	cfg, err := loadConfig(host)
 	if err != nil {
 		fmt.Fprintf(stderr, "flip: configuration error: %v\n", err)

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// docFiles are the documents an operator reads.
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	files := []string{"README.md", "BENCHMARKS.md", "deploy/flip.default", "deploy/flip.service", "docs/flip.8", "packaging/README.Debian"}
+	more, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(files, more...)
+}
+
+// TestDocsNameOnlyFilesThatExist: every repository path a document names
+// (docs/…, bench/…, testdata/…, deploy/…, packaging/…, tools/…,
+// scripts/…, a top-level NAME.md or script) is in the repository, and no
+// document points at an issue number that only the work queue knows.
+func TestDocsNameOnlyFilesThatExist(t *testing.T) {
+	path := regexp.MustCompile("(?:^|[\\s`(\\[])((?:docs|bench|testdata|deploy|packaging|tools|scripts)/[A-Za-z0-9_./-]*[A-Za-z0-9_-]|[A-Z][A-Z-]+\\.md|[a-z_]+(?:_test)?\\.sh)")
+	issue := regexp.MustCompile(`(?i)\bissue #[0-9]+`)
+	for _, f := range docFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("read %s: %v", f, err)
+		}
+		for _, m := range path.FindAllStringSubmatch(string(b), -1) {
+			p := strings.TrimSuffix(m[1], ".")
+			if strings.Contains(p, "results/") || strings.HasSuffix(p, "/") {
+				continue // bench output, made by the scripts
+			}
+			if _, err := os.Stat(p); err != nil {
+				if _, err2 := os.Stat(filepath.Join("testdata", p)); err2 == nil && strings.HasSuffix(p, ".sh") {
+					continue // a testdata script named without its directory
+				}
+				if _, err2 := os.Stat(filepath.Join("packaging", p)); err2 == nil {
+					continue
+				}
+				if _, err2 := os.Stat(filepath.Join("bench", p)); err2 == nil {
+					continue
+				}
+				t.Errorf("%s names %s, which is not in the repository", f, p)
+			}
+		}
+		if m := issue.FindString(string(b)); m != "" {
+			t.Errorf("%s points at %q, which is not in the repository", f, m)
+		}
+	}
+}
+
+// TestDocsAgreeOnTheMetricsPort: every example of FLIP_METRICS_ADDR and of
+// the metrics URL uses the same port.
+func TestDocsAgreeOnTheMetricsPort(t *testing.T) {
+	port := regexp.MustCompile(`(?:FLIP_METRICS_ADDR[=` + "`" + ` ,]+[^\s:]*|127\.0\.0\.1|localhost):(9[0-9]{3})\b`)
+	var seen []string
+	for _, f := range docFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range port.FindAllStringSubmatch(string(b), -1) {
+			if !slices.Contains(seen, m[1]) {
+				seen = append(seen, m[1])
+			}
+			if m[1] != "9641" {
+				t.Errorf("%s uses metrics port %s in %q; the documents use 9641", f, m[1], m[0])
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no metrics port example found: the pattern is broken")
+	}
+}
