@@ -9,10 +9,19 @@
 #   sudo ./demo.sh                  cold standby, Asterisk answers 2 s after start
 #   sudo START_DELAY=0 ./demo.sh    Asterisk starts instantly (best case)
 #   sudo HOT=1 ./demo.sh            hot standby: Asterisk already runs on both
+#   sudo SERVICE=kamailio ./demo.sh Kamailio, a real SIP server, in place of
+#                                   the stand-in (testdata/kamailio-service);
+#                                   no START_DELAY unless given: Kamailio's
+#                                   own start-up (tens of ms) is the delay
 set -u
 ROOT=$(cd "$(dirname "$0")" && pwd)
 export PATH=$PATH:/usr/local/go/bin
-START_DELAY=${START_DELAY:-2s}
+SERVICE=${SERVICE:-standin}
+case $SERVICE in
+standin) START_DELAY=${START_DELAY:-2s} what="the stand-in Asterisk" ;;
+kamailio) START_DELAY=${START_DELAY:-0} what="Kamailio" ;;
+*) echo "demo: SERVICE is standin (default) or kamailio, not '$SERVICE'" >&2; exit 2 ;;
+esac
 HOT=${HOT:-0}
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 2; }
 bash "$ROOT/scripts/deps.sh" || exit 1
@@ -22,6 +31,11 @@ LAB_ROOT=$ROOT
 LAB_BIN=$WORK/bin
 # shellcheck source=testdata/lab.sh
 source "$ROOT/testdata/lab.sh"
+LAB_SERVICE=$SERVICE
+if [ "$SERVICE" = kamailio ] && why=$(lab_kamailio_missing); then
+	echo "demo: SERVICE=kamailio: $why" >&2
+	exit 1
+fi
 trap 'lab_down; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
@@ -40,9 +54,11 @@ if [ "$HOT" = 1 ]; then
 	LAB_STANDIN_ARGS=""
 	lab_standin a
 	lab_standin b
-	mode="hot standby (Asterisk running on both boxes)"
+	mode="hot standby ($what running on both boxes)"
+elif [ "$SERVICE" = kamailio ] && [ "$START_DELAY" = 0 ]; then
+	mode="cold standby ($what started on takeover, no added delay)"
 else
-	mode="cold standby (Asterisk started on takeover, answers after $START_DELAY)"
+	mode="cold standby ($what started on takeover, answers after $START_DELAY)"
 fi
 say "two boxes, $mode; VIP $LAB_VIP; box a is primary"
 lab_flip a

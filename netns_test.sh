@@ -293,9 +293,11 @@ source "$ROOT/testdata/netns_operate.sh"
 source "$ROOT/testdata/netns_ipv6.sh"
 # shellcheck source=testdata/netns_pbx.sh
 source "$ROOT/testdata/netns_pbx.sh"
+# shellcheck source=testdata/netns_kamailio.sh
+source "$ROOT/testdata/netns_kamailio.sh"
 
 FILTER=${1:-}
-for t in cold_start box_dies_and_returns asterisk_dies cold_standby holder_releases_after_start_timeout restart failed_takeover $SAFETY_TESTS $OPERATE_TESTS $IPV6_TESTS $PBX_TESTS; do
+for t in cold_start box_dies_and_returns asterisk_dies cold_standby holder_releases_after_start_timeout restart failed_takeover $SAFETY_TESTS $OPERATE_TESTS $IPV6_TESTS $PBX_TESTS $KAMAILIO_TESTS; do
 	run_test "$t"
 done
 echo

@@ -19,6 +19,8 @@ LAB_ID=${LAB_ID:-$$}
 LAB_PIDS=()
 # shellcheck source=testdata/events.sh
 source "$(dirname "${BASH_SOURCE[0]}")/events.sh"
+# shellcheck source=testdata/lab_service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lab_service.sh"
 
 lab_ns() { echo "flip$LAB_ID-$1"; }
 lab_exec() { local n=$1; shift; ip netns exec "$(lab_ns "$n")" "$@"; }
@@ -97,7 +99,7 @@ lab_flip() {
 		FLIP_NAME="box-$box" \
 		FLIP_RESOURCES="${LAB_RESOURCES:-$LAB_VIP/24 routes fonebridge asterisk}" \
 		FLIP_PRIMARY="$primary" \
-		FLIP_SERVICE_CMD="$LAB_ROOT/testdata/standin-service {action} {name}" \
+		FLIP_SERVICE_CMD="$(lab_service_cmd) {action} {name}" \
 		FLIP_FONULATOR="$LAB_ROOT/testdata/fonulator" \
 		FLIP_FONEBRIDGE_CONF="$LAB_DIR/$box/redfone.conf" \
 		FLIP_INIT_DEAD="${LAB_INIT_DEAD:-30s}" \
@@ -135,7 +137,7 @@ EOF
 lab_standin() {
 	local box=$1; shift
 	lab_exec "$box" env STANDIN_STATE_DIR="$LAB_DIR/$box/state" STANDIN_BIN="$LAB_BIN/standin-asterisk" \
-		STANDIN_ARGS="-name standin-asterisk-box-$box $*" "$LAB_ROOT/testdata/standin-service" start asterisk
+		STANDIN_ARGS="-name standin-asterisk-box-$box $*" "$(lab_service_cmd)" start asterisk
 }
 
 # lab_crossover: a second cable straight between the boxes (veth xo0,
