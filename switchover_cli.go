@@ -148,6 +148,14 @@ func runSwitchover(o switchoverOptions) int {
 	} else {
 		res.Release = resp.Status.LastTransition
 	}
+	if res.Release != nil {
+		// Two boxes may send the same Server header (two Asterisks of one
+		// version, stock Kamailio): then an answer sent after the release
+		// was complete is the other box's.
+		if at, err := time.Parse(time.RFC3339Nano, res.Release.At); err == nil {
+			meas.setReleased(at)
+		}
+	}
 	first, ok := meas.waitAfter(o.maxWait)
 	if ok {
 		res.Switched, res.After = true, first.Server
@@ -236,6 +244,8 @@ func isTerminal(w io.Writer) bool {
 // newest "before" answer, so a long drain does not grow it.
 type switchMeasure struct {
 	mu         sync.Mutex
+	haveBefore bool
+	releasedAt time.Time // the release was complete: answers sent later are the other box's
 	before     string
 	lastBefore time.Time
 	unanswered []time.Time
@@ -274,9 +284,13 @@ func (m *switchMeasure) add(r probeResult) {
 		if len(m.unanswered) < switchMaxUnanswered {
 			m.unanswered = append(m.unanswered, r.Sent)
 		}
-	case m.before == "":
-		m.before, m.lastBefore = r.Server, r.Sent
-	case r.Server == m.before && m.first == nil:
+	case !m.haveBefore:
+		m.haveBefore, m.before, m.lastBefore = true, r.Server, r.Sent
+	case m.first != nil:
+	case r.Server != m.before || (!m.releasedAt.IsZero() && r.Sent.After(m.releasedAt)):
+		first := r
+		m.first = &first
+	default:
 		if r.Sent.After(m.lastBefore) {
 			m.lastBefore = r.Sent
 			keep := m.unanswered[:0]
@@ -287,10 +301,14 @@ func (m *switchMeasure) add(r probeResult) {
 			}
 			m.unanswered = keep
 		}
-	case r.Server != m.before && m.first == nil:
-		first := r
-		m.first = &first
 	}
+}
+
+// setReleased records when the release was complete.
+func (m *switchMeasure) setReleased(at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.releasedAt = at
 }
 
 func (m *switchMeasure) beforeServer() string {
@@ -302,7 +320,10 @@ func (m *switchMeasure) beforeServer() string {
 // waitBefore waits up to d for the first answer.
 func (m *switchMeasure) waitBefore(d time.Duration) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(switchoverInterval) {
-		if m.beforeServer() != "" {
+		m.mu.Lock()
+		have := m.haveBefore
+		m.mu.Unlock()
+		if have {
 			return true
 		}
 	}
