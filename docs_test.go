@@ -79,3 +79,49 @@ func TestDocsAgreeOnTheMetricsPort(t *testing.T) {
 		t.Fatal("no metrics port example found: the pattern is broken")
 	}
 }
+
+// TestRunbookCommandsAreTested: every flip command of docs/runbook.md, with
+// its flags, is one the namespace tests run.
+func TestRunbookCommandsAreTested(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("docs", "runbook.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests strings.Builder
+	files, _ := filepath.Glob("testdata/*.sh")
+	for _, f := range append(files, "netns_test.sh") {
+		tb, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests.Write(tb)
+	}
+	// In the tests: `ctl BOX CMD ARGS` or `$LAB_BIN/flip CMD ARGS`.
+	used := regexp.MustCompile(`(?:ctl [ab]|LAB_BIN/flip\"?) ([a-z]+)((?: --?[a-z-]+(?:=\S+)?(?: [^-\s>|&;]\S*)?)*)`)
+	tested := map[string]bool{}
+	flagRE := regexp.MustCompile(`--?[a-z-]+`)
+	for _, m := range used.FindAllStringSubmatch(tests.String(), -1) {
+		tested[m[1]] = true
+		for _, f := range flagRE.FindAllString(m[2], -1) {
+			tested[m[1]+" "+f] = true
+		}
+	}
+	cmdRE := regexp.MustCompile("(?m)^flip ([a-z]+)([^#\\n]*)")
+	found := 0
+	for _, block := range strings.Split(string(b), "```")[1:] {
+		for _, m := range cmdRE.FindAllStringSubmatch(block, -1) {
+			found++
+			if !tested[m[1]] {
+				t.Errorf("docs/runbook.md runs `flip %s`, which no namespace test runs", m[1])
+			}
+			for _, f := range flagRE.FindAllString(m[2], -1) {
+				if !tested[m[1]+" "+f] {
+					t.Errorf("docs/runbook.md runs `flip %s %s`, which no namespace test runs", m[1], f)
+				}
+			}
+		}
+	}
+	if found < 5 {
+		t.Fatalf("found %d flip commands in docs/runbook.md: the pattern is broken", found)
+	}
+}

@@ -177,7 +177,38 @@ test_optional_fonebridge() {
 	expect "the start is retried while b is active (10 s)" lab_wait 20 log_has b 'optional resource still failing'
 }
 
+# flip check --env-file reads /etc/default/flip the way systemd does: the
+# unquoted value with blanks that a shell would run as a command
+# (FLIP_RESOURCES=... fonebridge asterisk) is read whole, and the check of the
+# running box passes with nothing but the file (env -i: no FLIP_* around).
+test_check_env_file() {
+	hot_pair
+	cat >"$LAB_DIR/a/flip.env" <<ENV
+# as /etc/default/flip: one VAR=value per line, values not quoted
+FLIP_NAME=box-a
+FLIP_RESOURCES=$LAB_VIP/24 routes fonebridge asterisk
+FLIP_PRIMARY=true
+FLIP_SERVICE_CMD=$LAB_ROOT/testdata/standin-service {action} {name}
+FLIP_FONULATOR=$LAB_ROOT/testdata/fonulator
+FLIP_FONEBRIDGE_CONF=$LAB_DIR/a/redfone.conf
+FLIP_STATE_FILE=$LAB_DIR/a/state.json
+FLIP_CONTROL_SOCKET=$LAB_DIR/a/flip.sock
+ENV
+	expect "a shell cannot source it (why flip check reads it itself)" \
+		bash -c "env -i PATH=/usr/bin:/bin bash -c 'set -a; . $LAB_DIR/a/flip.env; [ \"\$FLIP_RESOURCES\" = \"$LAB_VIP/24 routes fonebridge asterisk\" ]' 2>/dev/null; [ \$? != 0 ]"
+	lab_exec a env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$LAB_DIR/a/flip.env" >"$LAB_DIR/a/check.txt" 2>&1
+	local rc=$?
+	sed 's/^/    | /' "$LAB_DIR/a/check.txt" | head -40
+	expect "flip check --env-file exits 0" test "$rc" = 0
+	expect "it read FLIP_RESOURCES whole: the plan starts fonebridge and asterisk" \
+		bash -c "grep -q 'fonebridge' '$LAB_DIR/a/check.txt' && grep -q 'asterisk' '$LAB_DIR/a/check.txt'"
+	echo "FLIP_PROBE_INTERVAL=1ns" >>"$LAB_DIR/a/flip.env"
+	lab_exec a env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$LAB_DIR/a/flip.env" >"$LAB_DIR/a/check2.txt" 2>&1
+	expect "a bad value in the file: exit 2 naming the variable" \
+		bash -c "[ $? = 2 ] && grep -q FLIP_PROBE_INTERVAL '$LAB_DIR/a/check2.txt'"
+}
+
 # a_status_has PATTERN: a's flip status (text) matches PATTERN.
 a_status_has() { ctl a status 2>/dev/null | grep -q -- "$1"; }
 
-OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold optional_fonebridge"
+OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold optional_fonebridge check_env_file"
