@@ -248,5 +248,28 @@ func peerPathRows(cfg *config, results []pingResult) []checkRow {
 		}
 		rows = append(rows, row)
 	}
-	return rows
+	return append(rows, configRow(cfg, results))
+}
+
+// configRow compares this box's configuration with the other box's, from
+// the first path that answered: the FLIP_* variables that must be the same
+// on both (all but FLIP_PRIMARY, FLIP_NAME, FLIP_PEER, ... : perBoxVariables).
+func configRow(cfg *config, results []pingResult) checkRow {
+	row := checkRow{Name: "same configuration"}
+	for _, r := range results {
+		if r.Err != nil || r.Config == nil {
+			continue
+		}
+		diff := configDiff(configFingerprint(cfg.PeerKey), r.Config)
+		if len(diff) == 0 {
+			row.Status, row.Detail = checkOK, "the other box's FLIP_* settings are the same as this box's (all but the per-box ones: "+strings.Join(perBoxVariables, ", ")+")"
+			return row
+		}
+		row.Status = checkFail
+		row.Detail = "these settings differ from the other box's: " + strings.Join(diff, ", ")
+		row.Fix = "make /etc/default/flip the same on both boxes but for FLIP_PRIMARY, FLIP_NAME and the other per-box settings, then restart flip on the box you changed"
+		return row
+	}
+	row.Status, row.Detail = checkSkip, "no path answered: cannot compare with the other box"
+	return row
 }

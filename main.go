@@ -169,6 +169,10 @@ func runAgent(stderr io.Writer) int {
 			log.Error("cannot open the peer channel", "err", err)
 			return 1
 		}
+		fingerprint := configFingerprint(cfg.PeerKey) // what flip check on the other box compares
+		for _, path := range p.paths {
+			path.config = fingerprint
+		}
 		ag.peer = p
 		defer p.Close()
 		tracker.peerPaths = func(now time.Time) []peerPathStatus { return p.status(now, cfg.DeadAfter) }

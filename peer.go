@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -47,6 +48,11 @@ type peerMsg struct {
 	EchoTS int64  `json:"echo_ts,omitempty"`
 	HeldNS int64  `json:"held_ns,omitempty"`
 	MAC    string `json:"mac,omitempty"` // hex HMAC-SHA256 of the message without it
+	// KeyID: the sender's key id (peercheck.go), so a message signed with
+	// another key is told from junk. Config: a ping's and a pong's
+	// configuration fingerprint.
+	KeyID  string            `json:"kid,omitempty"`
+	Config map[string]string `json:"config,omitempty"`
 }
 
 const (
@@ -66,6 +72,10 @@ const (
 // must agree this well (NTP does far better) and a captured message cannot
 // be replayed later.
 const peerMaxSkew = 5 * time.Second
+
+// peerMaxDatagram bounds a peer datagram: a heartbeat is a few hundred
+// bytes, a ping or pong with the configuration fingerprint about 2 KiB.
+const peerMaxDatagram = 8192
 
 // peer sends and receives peer messages.
 type peer struct {
@@ -88,6 +98,11 @@ type peer struct {
 	lastAt time.Time
 	rtt    time.Duration
 	first  time.Time // the first message accepted on this path
+	// kid is this key's id; config this box's fingerprint, sent in pongs;
+	// otherKeyPong: when a ping signed with another key was last answered.
+	kid          string
+	config       map[string]string
+	otherKeyPong time.Time
 }
 
 // echo is what to echo to the other box: the TS of its last message on
@@ -166,10 +181,19 @@ func newPeer(source, remote netip.Addr, port int, key, name string, log *slog.Lo
 		local:  source,
 		remote: &net.UDPAddr{IP: remote.AsSlice(), Port: port},
 		key:    []byte(key),
+		kid:    keyID([]byte(key)),
 		name:   name,
 		log:    log,
 		seen:   map[string]time.Time{},
 	}, nil
+}
+
+// keyID is this path's key id (computed once by newPeer).
+func (p *peer) keyID() string {
+	if p.kid != "" {
+		return p.kid
+	}
+	return keyID(p.key)
 }
 
 func (p *peer) sign(m peerMsg) string {
@@ -204,6 +228,7 @@ func (p *peer) seal(m peerMsg, now time.Time) (peerMsg, []byte, error) {
 	m.From, m.Src, m.Dst = p.name, p.local.String(), p.remote.IP.String()
 	m.TS, m.Nonce = now.UnixNano(), hex.EncodeToString(nonce)
 	m.EchoTS, m.HeldNS = p.echo(now)
+	m.KeyID = p.keyID()
 	m.MAC = p.sign(m)
 	b, err := json.Marshal(m)
 	return m, b, err
@@ -250,7 +275,10 @@ func (p *peer) verify(b []byte, from *net.UDPAddr, now time.Time) (peerMsg, erro
 	want, _ := hex.DecodeString(p.sign(m))
 	got, err := hex.DecodeString(m.MAC)
 	if err != nil || !hmac.Equal(want, got) {
-		return m, fmt.Errorf("bad signature from %s: FLIP_PEER_KEY differs between the boxes", from)
+		if ours := p.keyID(); m.KeyID != "" && m.KeyID != ours {
+			return m, fmt.Errorf("message from %s %w (key id %s there, %s here): give both boxes the same key", from, errPeerOtherKey, m.KeyID, ours)
+		}
+		return m, fmt.Errorf("bad signature from %s: FLIP_PEER_KEY differs between the boxes, or the datagram is junk", from)
 	}
 	if m.Dst != p.local.String() || m.Src != p.remote.IP.String() {
 		return m, fmt.Errorf("message from %s names %s -> %s, not %s -> %s: reflected or misdirected", from, m.Src, m.Dst, p.remote.IP, p.local)
@@ -280,7 +308,7 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 		<-ctx.Done()
 		p.conn.Close()
 	}()
-	buf := make([]byte, 2048)
+	buf := make([]byte, peerMaxDatagram)
 	for {
 		n, from, err := p.conn.ReadFromUDP(buf)
 		if err != nil {
@@ -294,6 +322,12 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 			if n, ok := p.refused.note(time.Now()); ok {
 				p.log.Warn("peer datagrams refused", "count", n, "last_err", err)
 			}
+			if errors.Is(err, errPeerOtherKey) && m.Type == peerPing && time.Since(p.otherKeyPong) >= time.Second {
+				// Tell `flip check` on the other box that its key differs
+				// (at most once a second: a forged ping makes no storm).
+				p.otherKeyPong = time.Now()
+				_ = p.sendTo(peerMsg{Type: peerPong, Echo: m.Nonce}, &net.UDPAddr{IP: from.IP, Port: from.Port})
+			}
 			continue
 		}
 		p.noteHeard(time.Now())
@@ -301,7 +335,7 @@ func (p *peer) run(ctx context.Context, out chan<- peerMsg) {
 		if m.Type == peerPing {
 			// Answered here, not by the agent's loop: `flip check` asks
 			// whether the path and the key work, whatever the loop does.
-			_ = p.sendTo(peerMsg{Type: peerPong, Echo: m.Nonce}, &net.UDPAddr{IP: from.IP, Port: from.Port})
+			_ = p.sendTo(peerMsg{Type: peerPong, Echo: m.Nonce, Config: p.config}, &net.UDPAddr{IP: from.IP, Port: from.Port})
 			continue
 		}
 		select {

@@ -174,7 +174,8 @@ func pingPaths(source netip.Addr, remotes []netip.Addr, port int, key, name stri
 			continue
 		}
 		p.remote.Port = port
-		out[i].RTT, out[i].Err = p.ping(wait)
+		p.config = configFingerprint(key)
+		out[i].RTT, out[i].Config, out[i].Err = p.ping(wait)
 		p.conn.Close()
 	}
 	return out
@@ -184,29 +185,35 @@ func pingPaths(source netip.Addr, remotes []netip.Addr, port int, key, name stri
 type pingResult struct {
 	Local, Remote netip.Addr
 	RTT           time.Duration
+	Config        map[string]string // the other box's configuration fingerprint
 	Err           error
 }
 
-// ping sends one ping and waits for its pong.
-func (p *peer) ping(wait time.Duration) (time.Duration, error) {
+// ping sends one ping (with this box's configuration fingerprint) and
+// waits for its pong; it returns the round trip and the other box's
+// fingerprint. A pong signed with another key is reported as that.
+func (p *peer) ping(wait time.Duration) (time.Duration, map[string]string, error) {
 	start := time.Now()
-	m, b, err := p.seal(peerMsg{Type: peerPing}, start)
+	m, b, err := p.seal(peerMsg{Type: peerPing, Config: p.config}, start)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if _, err := p.conn.WriteToUDP(b, p.remote); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	buf := make([]byte, 2048)
+	buf := make([]byte, peerMaxDatagram)
 	_ = p.conn.SetReadDeadline(start.Add(wait))
 	for {
 		n, from, err := p.conn.ReadFromUDP(buf)
 		if err != nil {
-			return 0, fmt.Errorf("no answer within %s: the other box's flip is not running, the path or its UDP port %d is blocked, or FLIP_PEER_KEY differs", wait, p.remote.Port)
+			return 0, nil, fmt.Errorf("no answer within %s: the other box's flip is not running, or the path or its UDP port %d is blocked", wait, p.remote.Port)
 		}
 		got, err := p.verify(buf[:n], from, time.Now())
+		if errors.Is(err, errPeerOtherKey) && got.Type == peerPong && got.Echo == m.Nonce {
+			return 0, nil, fmt.Errorf("the other box's flip answered, but %w (key id %s there, %s here): give both boxes the same key", errPeerOtherKey, got.KeyID, p.keyID())
+		}
 		if err == nil && got.Type == peerPong && got.Echo == m.Nonce {
-			return time.Since(start), nil
+			return time.Since(start), got.Config, nil
 		}
 	}
 }
