@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -242,7 +243,10 @@ func peerPathRows(cfg *config, results []pingResult) []checkRow {
 		if r.Err != nil {
 			row.Status = checkFail
 			row.Detail = fmt.Sprintf("path %s -> %s: %v", r.Local, r.Remote, r.Err)
-			row.Fix = fmt.Sprintf("start flip on the other box, open UDP %d between the boxes on this path, and give both the same FLIP_PEER_KEY", cfg.PeerPort)
+			row.Fix = fmt.Sprintf("start flip on the other box, and open UDP %d between the boxes on this path", cfg.PeerPort)
+			if errors.Is(r.Err, errPeerOtherKey) {
+				row.Fix = "give both boxes the same FLIP_PEER_KEY (in /etc/default/flip), then restart flip on the box you changed"
+			}
 		} else {
 			row.Detail = fmt.Sprintf("path %s -> %s: the other box's flip answered a signed ping (%s)", r.Local, r.Remote, r.RTT.Round(time.Microsecond))
 		}

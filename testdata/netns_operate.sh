@@ -208,7 +208,37 @@ ENV
 		bash -c "[ $? = 2 ] && grep -q FLIP_PROBE_INTERVAL '$LAB_DIR/a/check2.txt'"
 }
 
+# flip check over the peer channel: it names the settings that differ from
+# the other box's (not the per-box ones), and says a key mismatch as such.
+test_check_peer() {
+	peer_pair
+	local f=$LAB_DIR/b/flip.env
+	cat >"$f" <<ENV
+FLIP_NAME=box-b
+FLIP_RESOURCES=$LAB_VIP/24 routes fonebridge asterisk
+FLIP_PRIMARY=false
+FLIP_SERVICE_CMD=$LAB_ROOT/testdata/standin-service {action} {name}
+FLIP_FONULATOR=$LAB_ROOT/testdata/fonulator
+FLIP_FONEBRIDGE_CONF=$LAB_DIR/a/redfone.conf
+FLIP_INIT_DEAD=30s
+FLIP_START_TIMEOUT=60s
+FLIP_STATE_FILE=$LAB_DIR/b/state.json
+FLIP_CONTROL_SOCKET=$LAB_DIR/b/flip.sock
+FLIP_PEER=${LAB_ADDR[a]}
+FLIP_PEER_KEY=$PEER_KEY
+FLIP_HOLD_DOWN=5m
+ENV
+	lab_exec b env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$f" >"$LAB_DIR/b/check.txt" 2>&1
+	sed 's/^/    | /' "$LAB_DIR/b/check.txt" | grep -i 'peer\|configuration'
+	expect "the other box's flip answered the signed ping" grep -q "OK *peer ${LAB_ADDR[a]}" "$LAB_DIR/b/check.txt"
+	expect "flip check names the setting that differs" grep -q 'these settings differ from the other box.s: FLIP_HOLD_DOWN$' "$LAB_DIR/b/check.txt"
+	sed -i 's/^FLIP_HOLD_DOWN=5m$//; s/^FLIP_PEER_KEY=.*/FLIP_PEER_KEY=another-key-0123456789/' "$f"
+	lab_exec b env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$f" >"$LAB_DIR/b/check2.txt" 2>&1
+	sed 's/^/    | /' "$LAB_DIR/b/check2.txt" | grep -i 'peer'
+	expect "another key is said as such" grep -q 'FAIL *peer .*signed with another FLIP_PEER_KEY' "$LAB_DIR/b/check2.txt"
+}
+
 # a_status_has PATTERN: a's flip status (text) matches PATTERN.
 a_status_has() { ctl a status 2>/dev/null | grep -q -- "$1"; }
 
-OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold optional_fonebridge check_env_file"
+OPERATE_TESTS="switchover_with_peer probe_over_tcp control_status control_switchover control_takeover systemd_notify hold optional_fonebridge check_env_file check_peer"
