@@ -125,3 +125,55 @@ func TestRunbookCommandsAreTested(t *testing.T) {
 		t.Fatalf("found %d flip commands in docs/runbook.md: the pattern is broken", found)
 	}
 }
+
+// TestDocsAgreeWithTheDefaultsFile: what the documents show of
+// /etc/default/flip follows its rules (one VAR=value per line, values not
+// quoted: docker --env-file keeps quotes), no document tells a shell to
+// source it, every `docker run` has the restart policy and the /run/flip
+// volume, and flip.default does not call VIPs IPv4 only.
+func TestDocsAgreeWithTheDefaultsFile(t *testing.T) {
+	assign := regexp.MustCompile(`^(FLIP_[A-Z_]+)=(.*)$`)
+	source := regexp.MustCompile(`(?:^|[;&\s])(?:\.|source) +/etc/default/flip`)
+	for _, f := range docFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		if f != "deploy/flip.default" {
+			blocks := strings.Split(text, "```")
+			for i := 1; i < len(blocks); i += 2 {
+				for _, line := range strings.Split(blocks[i], "\n") {
+					m := assign.FindStringSubmatch(strings.TrimSpace(line))
+					if m == nil {
+						continue
+					}
+					if strings.HasPrefix(m[2], `"`) || strings.HasPrefix(m[2], "'") {
+						t.Errorf("%s: %q quotes its value; /etc/default/flip never does (docker --env-file keeps quotes)", f, line)
+					}
+					if strings.Contains(m[2], " FLIP_") {
+						t.Errorf("%s: %q sets two variables on one line; /etc/default/flip has one per line", f, line)
+					}
+				}
+			}
+		}
+		if m := source.FindString(text); m != "" {
+			t.Errorf("%s tells a shell to source /etc/default/flip (%q): unquoted values with blanks run as commands; use flip check --env-file", f, m)
+		}
+		blocks := strings.Split(text, "```")
+		for i := 1; i < len(blocks); i += 2 {
+			for _, run := range regexp.MustCompile(`docker run(?:[^\n]*\\\n)*[^\n]*`).FindAllString(blocks[i], -1) {
+				if !strings.Contains(run, "--restart") || !strings.Contains(run, "-v /run/flip:/run/flip") {
+					t.Errorf("%s: %q lacks --restart or -v /run/flip:/run/flip", f, run)
+				}
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join("deploy", "flip.default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`IPv4\s+VIPs`).Match(b) {
+		t.Error("deploy/flip.default says IPv4 VIPs; IPv6 VIPs work too (README, IPv6)")
+	}
+}
