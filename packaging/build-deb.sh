@@ -158,6 +158,8 @@ mkdir -p "$doc/docs"
 for f in docs/*.md; do
 	gzip -9n <"$f" >"$doc/docs/$(basename "$f").gz"
 done
+mkdir -p "$doc/examples"
+install -m 0644 deploy/pjsip-flip.conf "$doc/examples/pjsip-flip.conf"
 install -m 0644 packaging/lintian-overrides "$stage/usr/share/lintian/overrides/flip"
 
 # changelog.Debian: one entry for this build.
