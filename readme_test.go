@@ -47,14 +47,7 @@ func TestREADMEConfigTable(t *testing.T) {
 // TestREADMEStatesRanges: the README's configuration table states each
 // duration's and count's range exactly as config_bounds.go enforces it.
 func TestREADMEStatesRanges(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatalf("read README.md: %v", err)
-	}
-	rows := map[string]string{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `(FLIP_[A-Z_]+)` \\|(.*)$").FindAllStringSubmatch(string(b), -1) {
-		rows[m[1]] = m[2]
-	}
+	rows := readmeConfigRows(t)
 	check := func(name, text string) {
 		if !strings.Contains(rows[name], "("+text+")") {
 			t.Errorf("README row of %s does not say (%s)", name, text)
