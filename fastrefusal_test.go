@@ -176,3 +176,12 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("readiness line: %q", s)
 	}
 }
+
+// TestReadinessLine: the active box's line says it is active and what the
+// standby's heartbeat says, the 3 a.m. question.
+func TestReadinessLine(t *testing.T) {
+	yes := true
+	if got := (readiness{ThisBox: false, Why: "this box is active", OtherBox: &yes}).String(); got != "this box is active; the other box says it could take over now" {
+		t.Fatalf("active box's line: %q", got)
+	}
+}

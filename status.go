@@ -553,14 +553,17 @@ func (s statusSnapshot) String() string {
 // String says in one line whether a takeover could happen now.
 func (r readiness) String() string {
 	out := "this box could take over now"
-	if !r.ThisBox {
+	switch {
+	case r.Why == "this box is active":
+		out = "this box is active"
+	case !r.ThisBox:
 		out = "this box could not take over now: " + r.Why
 	}
 	if r.OtherBox != nil {
 		if *r.OtherBox {
-			out += "; the other box says it could"
+			out += "; the other box says it could take over now"
 		} else {
-			out += "; the other box says it could not"
+			out += "; the other box says it could not take over now"
 		}
 	}
 	return out
