@@ -65,15 +65,22 @@ lab_wait_dad() {
 }
 
 lab_down() {
-	local p n
+	local p n round
 	{
 		for p in "${LAB_PIDS[@]}"; do
 			kill -9 "$p"
 		done
-		for n in a b; do
-			for p in "$LAB_DIR/$n"/state/*.pid; do
-				[ -f "$p" ] && kill -9 "$(cat "$p")"
+		# The services flip started, by their pidfiles. A service command
+		# that flip ran just before it was killed (its own process group)
+		# may still be starting its daemon and writing the pidfile: look
+		# again, three rounds 0.2 s apart.
+		for round in 1 2 3; do
+			for n in a b; do
+				for p in "$LAB_DIR/$n"/state/*.pid; do
+					[ -f "$p" ] && kill -9 "$(cat "$p")"
+				done
 			done
+			[ "$round" = 3 ] || sleep 0.2
 		done
 		for p in "${LAB_PIDS[@]}"; do
 			wait "$p"
