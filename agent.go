@@ -70,7 +70,7 @@ type agent struct {
 	heldLog rateLog
 	// syncDone brings the end of a FLIP_SYNC_CMD run to the loop;
 	// syncCancel kills the run under way; syncView is its status.
-	syncDone   chan syncResult
+	syncDone   chan commandRun
 	syncCancel context.CancelFunc
 	syncView   syncStatus
 	// probeErrors wakes the loop when the tick probe's socket has an error

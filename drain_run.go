@@ -46,6 +46,9 @@ type drainStatus struct {
 	Outcome    string `json:"outcome,omitempty"`    // when over: switched, called-off
 	Reason     string `json:"reason,omitempty"`
 	Undrain    string `json:"undrain,omitempty"` // FLIP_UNDRAIN_CMD: ok, failed: …, or none
+	// ended: this report is the one that ends the drain (counted once;
+	// the undrain's later report is not).
+	ended bool
 }
 
 // String is the drain in one line, as `flip status` and a drained
@@ -220,7 +223,9 @@ func (a *agent) noteDrainEnd(outcome, reason, undrain string) {
 	if a.m.drain.on || a.m.drain.calls >= 0 {
 		v.Calls = a.m.drain.calls
 	}
-	a.ev.Drained(*v)
+	ending := *v
+	ending.ended = true
+	a.ev.Drained(ending)
 }
 
 // countCalls runs FLIP_CALLS_CMD and reads the number of calls from it.

@@ -23,9 +23,10 @@ type holdMsg struct {
 
 // holdStatus is the hold in `flip status` and /status.
 type holdStatus struct {
-	Held  bool   `json:"held"`
-	Until string `json:"until,omitempty"`
-	By    string `json:"by,omitempty"`
+	Held  bool      `json:"held"`
+	Until string    `json:"until,omitempty"`
+	By    string    `json:"by,omitempty"`
+	until time.Time // Until as a time, for the status and the metric
 }
 
 // String is the hold in one line.
@@ -100,7 +101,7 @@ func (a *agent) holdChanged(msg string, args ...any) {
 	}
 	h := holdStatus{}
 	if a.m.heldNow(a.now()) {
-		h = holdStatus{Held: true, Until: timeString(a.m.hold.until), By: a.m.hold.by}
+		h = holdStatus{Held: true, Until: timeString(a.m.hold.until), By: a.m.hold.by, until: a.m.hold.until}
 		a.log = a.baseLog.With("held", fmt.Sprintf("by %s until %s", h.By, a.m.hold.until.UTC().Format(time.RFC3339)))
 	} else {
 		a.log = a.baseLog

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -279,9 +278,7 @@ func (m *metricsEvents) Held(h holdStatus) {
 		m.holdUntil.Set(0)
 		return
 	}
-	if t, err := time.Parse(time.RFC3339Nano, h.Until); err == nil {
-		m.holdUntil.Set(float64(t.UnixNano()) / 1e9)
-	}
+	m.holdUntil.Set(float64(h.until.UnixNano()) / 1e9)
 }
 
 func (m *metricsEvents) Synced(s syncStatus) {
@@ -303,8 +300,8 @@ func (m *metricsEvents) Drained(s drainStatus) {
 		return
 	}
 	m.drainOn.Set(0)
-	if s.Outcome != "" && s.Undrain != "ok" && !strings.HasPrefix(s.Undrain, "failed") {
-		m.drains.WithLabelValues(s.Outcome).Inc() // once: not again for the undrain's report
+	if s.ended {
+		m.drains.WithLabelValues(s.Outcome).Inc()
 	}
 }
 

@@ -424,3 +424,21 @@ flip_peer_path_loss_ratio{local="198.51.100.11",remote="198.51.100.12"} 0
 		t.Errorf("status loss = %v, want 50 %%", s[0].LossPercent)
 	}
 }
+
+// TestDrainMetrics: a drain is counted once, by how it ended, also when
+// the undrain's result is reported after it.
+func TestDrainMetrics(t *testing.T) {
+	m := newMetricsEvents("test")
+	m.Drained(drainStatus{InProgress: true, Calls: 3})
+	if v := testutil.ToFloat64(m.drainOn); v != 1 {
+		t.Fatalf("flip_drain_in_progress = %v during a drain", v)
+	}
+	m.Drained(drainStatus{Outcome: drainCalledOff, Calls: 2, Undrain: "running", ended: true})
+	m.Drained(drainStatus{Outcome: drainCalledOff, Calls: 2, Undrain: "ok"})
+	if v := testutil.ToFloat64(m.drains.WithLabelValues(drainCalledOff)); v != 1 {
+		t.Fatalf("flip_drains_total{outcome=called-off} = %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(m.drainOn); v != 0 {
+		t.Fatalf("flip_drain_in_progress = %v after the drain", v)
+	}
+}

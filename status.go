@@ -445,7 +445,7 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 	for _, tr := range t.history {
 		s.History = append(s.History, copyTransition(tr))
 	}
-	if t.hold.Held && t.hold.Until >= timeString(now) {
+	if t.hold.Held && now.Before(t.hold.until) {
 		h := t.hold
 		s.Hold = &h
 	}

@@ -448,3 +448,22 @@ func TestStatusHistory(t *testing.T) {
 		t.Fatalf("status text:\n%s", text)
 	}
 }
+
+// TestStatusHoldEnds: a hold whose end has passed is not shown, also
+// within the second it ended in (times compared as times, not as text).
+func TestStatusHoldEnds(t *testing.T) {
+	tr := newStateTracker(obsConfig())
+	past := time.Now().Truncate(time.Second) // "…:05Z", read at …:05.3: as text it sorts after
+	if !past.Before(time.Now()) {
+		t.Skip("clock at an exact second")
+	}
+	tr.Held(holdStatus{Held: true, Until: timeString(past), By: "x", until: past})
+	if s := tr.Snapshot(); s.Hold != nil {
+		t.Fatalf("hold that ended at %s still shown: %+v", past, s.Hold)
+	}
+	future := time.Now().Add(time.Minute)
+	tr.Held(holdStatus{Held: true, Until: timeString(future), By: "x", until: future})
+	if s := tr.Snapshot(); s.Hold == nil || s.Hold.By != "x" {
+		t.Fatalf("hold in force not shown: %+v", s.Hold)
+	}
+}

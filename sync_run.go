@@ -10,11 +10,6 @@ import (
 // runs on a goroutine of its own, so the loop goes on probing; its end
 // comes back to the loop.
 
-// syncResult is how one run of FLIP_SYNC_CMD ended.
-type syncResult struct {
-	run commandRun
-}
-
 // syncStatus is the standby sync in `flip status` and /status.
 type syncStatus struct {
 	Running     bool    `json:"running"`
@@ -62,15 +57,14 @@ func (a *agent) maybeSync(ctx context.Context, next time.Time) time.Time {
 	runCtx, cancel := context.WithCancel(ctx)
 	a.syncCancel = cancel
 	if a.syncDone == nil {
-		a.syncDone = make(chan syncResult, 1)
+		a.syncDone = make(chan commandRun, 1)
 	}
 	a.syncView.Running, a.syncView.LastStart = true, timeString(a.now())
 	a.ev.Synced(a.syncView)
 	argv := a.syncArgv()
 	done := a.syncDone
 	go func() {
-		r := execCommand(runCtx, a.cfg.SyncTimeout, argv)
-		done <- syncResult{run: r} // buffered; one run at a time
+		done <- execCommand(runCtx, a.cfg.SyncTimeout, argv) // buffered; one run at a time
 	}()
 	return next
 }
@@ -89,26 +83,26 @@ func (a *agent) syncArgv() []string {
 }
 
 // onSyncDone takes the end of a run, on the loop.
-func (a *agent) onSyncDone(r syncResult) {
+func (a *agent) onSyncDone(run commandRun) {
 	if a.syncCancel != nil {
 		a.syncCancel()
 		a.syncCancel = nil
 	}
-	ok := r.run.Err == nil
+	ok := run.Err == nil
 	a.m.syncEnded(a.now(), ok)
 	v := &a.syncView
-	v.Running, v.Runs, v.LastMS = false, v.Runs+1, msFloat(r.run.Duration)
+	v.Running, v.Runs, v.LastMS = false, v.Runs+1, msFloat(run.Duration)
 	if ok {
 		v.LastSuccess, v.LastError = timeString(a.now()), ""
-		a.log.Info("standby sync done", "cmd", commandName(a.cfg.SyncCmd), "duration", ms(r.run.Duration))
+		a.log.Info("standby sync done", "cmd", commandName(a.cfg.SyncCmd), "duration", ms(run.Duration))
 	} else {
 		v.Failures++
-		v.LastError = r.run.Err.Error()
-		if r.run.Output != "" {
-			v.LastError += "; output: " + r.run.Output
+		v.LastError = run.Err.Error()
+		if run.Output != "" {
+			v.LastError += "; output: " + run.Output
 		}
 		a.log.Warn("standby sync failed; the other box may be out of step (this moves nothing)",
-			"cmd", commandName(a.cfg.SyncCmd), "err", r.run.Err, "exit", r.run.Code, "output", r.run.Output, "failures_in_a_row", a.m.sync.failsInRow)
+			"cmd", commandName(a.cfg.SyncCmd), "err", run.Err, "exit", run.Code, "output", run.Output, "failures_in_a_row", a.m.sync.failsInRow)
 	}
 	a.ev.Synced(*v)
 }
