@@ -83,7 +83,10 @@ func (m *machine) pointedBack(hb heartbeat) bool {
 		return false
 	}
 	m.peerPointed = hb.Pointed
-	return m.pointedAt.IsZero() || hb.Pointed > m.pointedAt.UnixMilli()
+	// A run in the same millisecond as this box's (both took over at once
+	// during a partition) may have been the later one: point it back then
+	// too. Each run is answered once, so a tie costs one run, no loop.
+	return m.pointedAt.IsZero() || hb.Pointed >= m.pointedAt.UnixMilli()
 }
 
 // pointedHere records that this box pointed the resources that follow the

@@ -91,6 +91,7 @@ func TestPointedBack(t *testing.T) {
 	}{
 		{"a later run by an idle passive box", roleActive, heartbeat{Role: "passive", Pointed: later}, true},
 		{"an earlier run (before this box took over)", roleActive, heartbeat{Role: "passive", Pointed: earlier}, false},
+		{"a run in the same millisecond (both took over at once)", roleActive, heartbeat{Role: "passive", Pointed: own.UnixMilli()}, true},
 		{"the other box holds: the split-brain rule decides", roleActive, heartbeat{Role: "active", Holds: true, Pointed: later}, false},
 		{"the other box is mid-takeover", roleActive, heartbeat{Role: "passive", Doing: doingTakeover, BusyMS: 5000, Pointed: later}, false},
 		{"never pointed", roleActive, heartbeat{Role: "passive"}, false},
