@@ -105,6 +105,14 @@ type agent struct {
 	// caller's goroutine, one step after another: the simulator's agents
 	// must be deterministic. False: a goroutine of its own.
 	inline bool
+	// arb is the pool's arbiter (pool mode, pool_etcd.go); nil: a pair.
+	// leaseWant is what it was last told (nil: nothing yet); leaseDown:
+	// etcd failed since the last acknowledged keep-alive; leaseErrors
+	// bounds the log lines about it.
+	arb         leaseArbiter
+	leaseWant   *bool
+	leaseDown   bool
+	leaseErrors rateLog
 	// broken is a rule broken on purpose (the simulator's mutation table).
 	broken mutant
 }
@@ -265,6 +273,10 @@ func (a *agent) timing() timing {
 		Peer:          a.hasPeer(),
 		Failback:      a.cfg.Failback && a.hasPeer(),
 		FailbackDelay: a.cfg.FailbackDelay,
+		Pool:          a.cfg.pool(),
+		LeaseTTL:      a.cfg.LeaseTTL,
+		PoolHold:      a.cfg.PoolHold,
+		PoolCold:      a.cfg.coldStandby(),
 		broken:        a.broken,
 	}
 }
@@ -291,6 +303,7 @@ func (a *agent) run(ctx context.Context) error {
 	if a.watchBox != nil {
 		go a.watchBox(ctx, changes)
 	}
+	leaseEvents := a.runArbiter(ctx)
 	// send starts one round of probes: the tiebreaker's echoes and the SIP
 	// probe (sent from here for the tick probe, from a goroutine of its own
 	// otherwise). What came back is collected by step.
@@ -353,6 +366,8 @@ func (a *agent) run(ctx context.Context) error {
 			continue
 		case m := <-peerMsgs:
 			a.onPeer(ctx, m)
+		case e := <-leaseEvents:
+			a.onLease(e)
 		case c := <-conflicts:
 			a.conflictCheckRunning = false
 			a.onConflict(ctx, c)
@@ -368,6 +383,7 @@ func (a *agent) run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		next := a.step(ctx, results)
+		a.syncLease()
 		timer.Reset(time.Until(next))
 		if tick {
 			send()

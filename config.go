@@ -68,6 +68,14 @@ type envSpec struct {
 	SyncInterval time.Duration `envconfig:"FLIP_SYNC_INTERVAL" default:"0"`
 	SyncTimeout  time.Duration `envconfig:"FLIP_SYNC_TIMEOUT" default:"10m"`
 
+	EtcdEndpoints string        `envconfig:"FLIP_ETCD_ENDPOINTS"`
+	EtcdPrefix    string        `envconfig:"FLIP_ETCD_PREFIX" default:"/flip/"`
+	EtcdTTL       time.Duration `envconfig:"FLIP_ETCD_TTL" default:"5s"`
+	EtcdLoss      string        `envconfig:"FLIP_ETCD_LOSS" default:"release"`
+	EtcdCA        string        `envconfig:"FLIP_ETCD_CA"`
+	EtcdCert      string        `envconfig:"FLIP_ETCD_CERT"`
+	EtcdKey       string        `envconfig:"FLIP_ETCD_KEY"`
+
 	MetricsAddr   string        `envconfig:"FLIP_METRICS_ADDR"`
 	NotifyCmd     string        `envconfig:"FLIP_NOTIFY_CMD"`
 	NotifyTimeout time.Duration `envconfig:"FLIP_NOTIFY_TIMEOUT" default:"10s"`
@@ -129,6 +137,15 @@ type config struct {
 	SyncCmd      []string // run by the active box to bring the standby in step; nil = none
 	SyncInterval time.Duration
 	SyncTimeout  time.Duration
+
+	// Pool mode (pool.go, pool_etcd.go): on when EtcdEndpoints is set.
+	EtcdEndpoints []string
+	EtcdPrefix    string // ends in "/"
+	LeaseTTL      time.Duration
+	PoolHold      bool // FLIP_ETCD_LOSS=hold
+	EtcdCA        string
+	EtcdCert      string
+	EtcdKey       string
 
 	MetricsAddr   string // host:port for Prometheus and /status; "" = off
 	NotifyCmd     string // run on every role change; "" = none
@@ -308,6 +325,9 @@ func loadConfig(host hostInterfaces) (*config, error) {
 		}
 	}
 	if err := c.checkPeer(spec, addrs); err != nil {
+		return nil, err
+	}
+	if err := c.checkPool(spec); err != nil {
 		return nil, err
 	}
 	if c.SyncInterval > 0 && c.SyncCmd == nil {

@@ -51,7 +51,7 @@ func (a *agent) onConflict(ctx context.Context, c conflictReport) {
 		return
 	}
 	a.ev.Conflict(c.vip.Addr, c.mac)
-	d := a.m.conflict()
+	d := a.m.conflict(a.now())
 	if d.Verdict == verdictRelease {
 		a.log.Warn("another box holds the VIP too", "vip", c.vip.Addr, "holder", c.mac.String(), "decision", d.Reason)
 		a.release(ctx, d.Cause, d.Reason)

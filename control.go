@@ -197,7 +197,7 @@ func (a *agent) operatorHoldDown() time.Duration { return 3 * a.cfg.DeadAfter }
 // the VIP until the other box asks (handover.go). This box then stays out
 // for a while, and failback is on again (an operator chose this).
 func (a *agent) switchover(ctx context.Context, cause, reason string) {
-	if !a.hasPeer() {
+	if !a.hasPeer() && a.arb == nil {
 		a.handOver(ctx, cause, reason)
 	} else {
 		a.release(ctx, cause, reason)

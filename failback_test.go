@@ -98,7 +98,7 @@ func TestMachineMemoryOutlivesARestart(t *testing.T) {
 	// conflict ends it still points the foneBRIDGE back.
 	a := newMachine(ftTiming(false), ftStart, rolePassive)
 	a.setRole(roleActive, ftAt(time.Second), causeServiceSilent)
-	a.conflict()
+	a.conflict(ftStart)
 	var c journalEntry
 	a.memory(ftAt(2*time.Second), &c)
 	if !c.ConflictOpen {

@@ -88,6 +88,15 @@ type timing struct {
 	// be a healthy passive before it asks (FLIP_FAILBACK_DELAY).
 	Failback      bool
 	FailbackDelay time.Duration
+	// Pool: pool mode (FLIP_ETCD_ENDPOINTS): an etcd lease decides who
+	// holds the VIPs (pool.go). LeaseTTL is its TTL; PoolHold keeps the
+	// VIPs while etcd is unreachable (FLIP_ETCD_LOSS=hold); PoolCold: the
+	// service starts on takeover, so a passive box campaigns without its
+	// own service answering.
+	Pool     bool
+	LeaseTTL time.Duration
+	PoolHold bool
+	PoolCold bool
 	// broken is a rule broken on purpose: the simulator's mutation table
 	// only (mutation.go).
 	broken mutant
@@ -131,6 +140,7 @@ type machine struct {
 	sync         syncState  // the standby sync (sync.go)
 	hold         holdState  // maintenance mode: nothing moves by itself (hold.go)
 	peer         peerView
+	pool         poolState // pool mode: the election (pool.go)
 }
 
 func newMachine(t timing, now time.Time, r role) *machine {
@@ -205,6 +215,7 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
 	m.drain = drainState{} // a role change ends any drain
+	m.pool.lost = false
 	m.syncRoleChange(r)
 	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)
@@ -248,13 +259,21 @@ func (m *machine) setLink(up bool, now time.Time) {
 //	         nothing answered within StartTimeout of the takeover, or
 //	         silent for DeadAfter after answering            -> release
 func (m *machine) decide(now time.Time) decision {
-	return m.held(now, m.drained(m.decideRole(now)))
+	return m.poolNext(now, m.held(now, m.drained(m.decideRole(now))))
 }
 
 // decideRole is decide before a drain is taken into account (drain.go).
 func (m *machine) decideRole(now time.Time) decision {
 	stay := func(why string, next time.Time) decision {
 		return decision{Verdict: verdictStay, Reason: why, Next: next}
+	}
+	if m.t.Pool && m.role == rolePassive {
+		return m.decidePassivePool(now)
+	}
+	if m.t.Pool {
+		if d, ok := m.decideActivePool(now); ok {
+			return d
+		}
 	}
 	tieDeadline := m.lastTie.Add(m.t.DeadAfter)
 	isolated := m.t.Tiebreaker && !now.Before(tieDeadline)

@@ -56,9 +56,10 @@ func (m *machine) holdExpired(now time.Time) bool {
 
 // held keeps the pair still while a hold is in force: a takeover or a
 // release the rules want becomes a stay until the hold ends. The end of an
-// operator's drain (causeDrained) is not held: the operator asked for it.
+// operator's drain (causeDrained) is not held: the operator asked for it;
+// nor is a pool leader's release for its lease (never two comes first).
 func (m *machine) held(now time.Time, d decision) decision {
-	if !m.heldNow(now) || d.Verdict == verdictStay || d.Cause == causeDrained {
+	if !m.heldNow(now) || d.Verdict == verdictStay || d.Cause == causeDrained || d.Cause == causeLeaseLost || d.Cause == causeLeaseExpired {
 		return d
 	}
 	what := "take over"

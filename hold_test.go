@@ -33,7 +33,7 @@ func TestHeld(t *testing.T) {
 		t.Fatalf("active, own service silent, held: %+v; want a stay", d)
 	}
 	a.conflicts = conflictConfirmChecks
-	if d := a.conflict(); d.Verdict == verdictStay && !d.Announce {
+	if d := a.conflict(ftStart); d.Verdict == verdictStay && !d.Announce {
 		// The split-brain rule decides as without a hold: yield or keep.
 		t.Fatalf("conflict while held: %+v; the split-brain rule must still act", d)
 	}

@@ -178,6 +178,14 @@ func runAgent(stderr io.Writer) int {
 		tracker.peerPaths = func(now time.Time) []peerPathStatus { return p.status(now, cfg.DeadAfter) }
 		tracker.peerRefused = p.refusedTotal
 	}
+	if cfg.pool() {
+		arb, err := newEtcdArbiter(cfg, log)
+		if err != nil {
+			log.Error("cannot set up the etcd client", "err", err)
+			return 1
+		}
+		ag.arb = arb
+	}
 	if len(cfg.Tiebreakers) > 0 {
 		tb, err := newTiebreaker(cfg.Source, cfg.Tiebreakers)
 		if err != nil {

@@ -40,4 +40,11 @@ const (
 	// mutantNoHeartbeatRule: the silence of the holder's heartbeats is
 	// ignored; a hung holder is waited for FLIP_HOLDER_WAIT (issue 11).
 	mutantNoHeartbeatRule
+	// mutantPoolIgnoresDeadline: in pool mode the leader keeps the VIPs
+	// past its lease deadline, and a leader takes over without a lease it
+	// can prove (issue 14).
+	mutantPoolIgnoresDeadline
+	// mutantPoolNeverCampaigns: in pool mode a passive box never stands
+	// for the election, so a dead leader is never replaced.
+	mutantPoolNeverCampaigns
 )

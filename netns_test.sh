@@ -59,12 +59,14 @@ expect() {
 
 # run_test NAME: builds a fresh lab, runs test_NAME, tears the lab down.
 run_test() {
-	local name=$1
+	local name=$1 n
 	if [ -n "${FILTER:-}" ] && [[ $name != *$FILTER* ]]; then return; fi
 	CURRENT=$name
 	TEST_FAILED=0
 	LAB_ID=$((LAB_ID + 1))
 	LAB_RESOURCES="" LAB_STANDIN_ARGS="" LAB_INIT_DEAD="" LAB_START_TIMEOUT=""
+	LAB_BOXES="a b" LAB_EXTRA=""
+	[[ $name == pool_* ]] && pool_lab_vars
 	echo "=== $name"
 	lab_up "$WORK/$name" || fail "lab did not come up"
 	lab_redfone a
@@ -77,7 +79,9 @@ run_test() {
 		FAILED=$((FAILED + 1))
 		FAILS+=("$name")
 		echo "--- FAIL $name; logs:"
-		tail -n 40 "$LAB_DIR"/a/flip.log "$LAB_DIR"/b/flip.log 2>/dev/null | sed 's/^/    | /'
+		for n in $LAB_BOXES; do
+			tail -n 40 "$LAB_DIR/$n/flip.log" 2>/dev/null | sed "s/^/    $n | /"
+		done
 	fi
 	lab_down
 }
@@ -295,9 +299,11 @@ source "$ROOT/testdata/netns_ipv6.sh"
 source "$ROOT/testdata/netns_pbx.sh"
 # shellcheck source=testdata/netns_kamailio.sh
 source "$ROOT/testdata/netns_kamailio.sh"
+source "$ROOT/testdata/pool_lab.sh"
+source "$ROOT/testdata/netns_pool.sh"
 
 FILTER=${1:-}
-for t in cold_start box_dies_and_returns asterisk_dies cold_standby holder_releases_after_start_timeout restart failed_takeover $SAFETY_TESTS $OPERATE_TESTS $IPV6_TESTS $PBX_TESTS $KAMAILIO_TESTS; do
+for t in cold_start box_dies_and_returns asterisk_dies cold_standby holder_releases_after_start_timeout restart failed_takeover $SAFETY_TESTS $OPERATE_TESTS $IPV6_TESTS $PBX_TESTS $KAMAILIO_TESTS $POOL_TESTS; do
 	run_test "$t"
 done
 echo

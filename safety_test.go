@@ -141,9 +141,9 @@ func TestMachineConflictRule(t *testing.T) {
 				m.setLink(false, ftStart)
 				m.setLink(true, ftStart)
 			}
-			d := m.conflict()
+			d := m.conflict(ftStart)
 			for i := 1; i < conflictConfirmChecks && d.Verdict == verdictStay && !d.Announce; i++ {
-				d = m.conflict() // the loser waits for the keeper's announcement
+				d = m.conflict(ftStart) // the loser waits for the keeper's announcement
 			}
 			if (d.Verdict == verdictRelease) != tt.wantRelease || !strings.Contains(d.Reason, tt.wantReasonSubstr) {
 				t.Fatalf("conflict() = verdict %d (%s), want release=%v mentioning %q", d.Verdict, d.Reason, tt.wantRelease, tt.wantReasonSubstr)
@@ -154,7 +154,7 @@ func TestMachineConflictRule(t *testing.T) {
 		})
 	}
 	// A passive box has nothing to give up.
-	if d := newMachine(ftTiming(false), ftStart, rolePassive).conflict(); d.Verdict != verdictStay {
+	if d := newMachine(ftTiming(false), ftStart, rolePassive).conflict(ftStart); d.Verdict != verdictStay {
 		t.Fatalf("passive conflict: verdict %d, want stay", d.Verdict)
 	}
 }

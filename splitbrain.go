@@ -1,5 +1,7 @@
 package main
 
+import "time"
+
 // The split-brain rule of the machine: what an active box does when
 // another box claims its VIP (conflict), and when that is over
 // (noConflict). Pure, like the rest of the machine.
@@ -26,6 +28,8 @@ const conflictEndChecks = 3
 //  2. a box that took over past a hung holder keeps it and re-announces
 //     while that holder's kernel still claims it: the other box's agent is
 //     not acting (the claim stopping ends this: noConflict);
+//  0. in a pool, the leader with a lease it can prove keeps it (unless 1
+//     applies: its link or its agent was away); any other box yields;
 //  3. otherwise the primary keeps it and re-announces, if its own service
 //     has answered since it took over (a primary that is not serving has
 //     nothing to keep: the other box may have gone past it, its agent
@@ -35,7 +39,7 @@ const conflictEndChecks = 3
 // The keeper also starts the resources that follow the holder again, once
 // per conflict: the other box may have run fonulator after this one did,
 // and release never runs it, so the TDMoE stream would stay on the loser.
-func (m *machine) conflict() decision {
+func (m *machine) conflict(now time.Time) decision {
 	if m.role != roleActive {
 		return decision{Verdict: verdictStay, Reason: "not active"}
 	}
@@ -46,6 +50,18 @@ func (m *machine) conflict() decision {
 	gap := m.cleanChecks
 	m.cleanChecks = 0
 	switch {
+	case m.t.Pool && m.leaseValid(now) && !m.linkLost && !m.stalled:
+		// In a pool the lease decides: the leader keeps the VIP, every
+		// other claimant is a stale holder (past its deadline under
+		// FLIP_ETCD_LOSS=hold, or hung) and yields.
+		first := !m.keptConflict || gap >= conflictEndChecks-1
+		m.keptConflict = true
+		return decision{Verdict: verdictStay, Announce: true, Repoint: first,
+			Reason: "another box claims the VIP: keeping it (this box holds the lease) and announcing"}
+	case m.t.Pool && !m.linkLost && !m.stalled && m.conflicts < conflictConfirmChecks:
+		return decision{Verdict: verdictStay, Reason: "another box holds the VIP too: the lease holder keeps it; releasing when the next check sees it too"}
+	case m.t.Pool:
+		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP, and this box cannot prove it holds the lease: yielding"}
 	case m.linkLost:
 		return decision{Verdict: verdictRelease, Cause: causeSplitBrain, Reason: "another box holds the VIP after this box's link came back: yielding"}
 	case m.stalled:

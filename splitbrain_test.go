@@ -15,7 +15,7 @@ import (
 func keeps(m *machine) (bool, decision) {
 	var d decision
 	for range conflictConfirmChecks {
-		d = m.conflict()
+		d = m.conflict(ftStart)
 		if d.Verdict == verdictRelease || d.Announce {
 			break
 		}
@@ -112,10 +112,10 @@ func TestSplitBrainFoneBridgeFollowsTheKeeper(t *testing.T) {
 	keeper := newMachine(ftTiming(true), ftStart, rolePassive)
 	keeper.setRole(roleActive, ftAt(time.Second), causeServiceSilent)
 	keeper.observe(ftAnswer(1500 * ftMS))
-	if d := keeper.conflict(); !d.Announce || !d.Repoint {
+	if d := keeper.conflict(ftStart); !d.Announce || !d.Repoint {
 		t.Fatalf("keeper's first check: %+v, want announce and repoint", d)
 	}
-	if d := keeper.conflict(); !d.Announce || d.Repoint {
+	if d := keeper.conflict(ftStart); !d.Announce || d.Repoint {
 		t.Fatalf("keeper's second check: %+v, want announce, no second fonulator run", d)
 	}
 	if d := keeper.noConflict(); d.Announce || d.Repoint {
@@ -126,7 +126,7 @@ func TestSplitBrainFoneBridgeFollowsTheKeeper(t *testing.T) {
 	// link fails, say) before the secondary's second check.
 	second := newMachine(ftTiming(false), ftStart, rolePassive)
 	second.setRole(roleActive, ftAt(time.Second), causeServiceSilent)
-	if d := second.conflict(); d.Verdict != verdictStay || d.Announce {
+	if d := second.conflict(ftStart); d.Verdict != verdictStay || d.Announce {
 		t.Fatalf("secondary's first check: %+v, want wait without announcing", d)
 	}
 	for i := 1; i < conflictEndChecks; i++ {

@@ -24,6 +24,8 @@ type stateTracker struct {
 	sync *syncStatus
 	// hold is maintenance mode; Held false: none.
 	hold holdStatus
+	// pool is the election (pool mode); nil: a pair.
+	pool *poolStatus
 	// history is the last statusHistory transitions, oldest first.
 	history []*transitionStatus
 	// ready: could this box take over now, and if not why (readiness).
@@ -117,6 +119,8 @@ type statusSnapshot struct {
 	// History: the last transitions (at most 20), oldest first, each with
 	// its cause and timeline.
 	History []*transitionStatus `json:"history"`
+	// Pool: the election, in pool mode (FLIP_ETCD_ENDPOINTS).
+	Pool *poolStatus `json:"pool,omitempty"`
 }
 
 // statusHistory is how many transitions the status keeps.
@@ -362,6 +366,12 @@ func (t *stateTracker) Held(h holdStatus) {
 	t.hold = h
 }
 
+func (t *stateTracker) setPool(p poolStatus) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pool = &p
+}
+
 func (t *stateTracker) Synced(s syncStatus) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -440,6 +450,13 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 	if t.ready != nil {
 		r := *t.ready
 		s.Ready = &r
+	}
+	if t.pool != nil {
+		p := *t.pool
+		if !p.deadline.IsZero() {
+			p.LeaseLeftMS = max(msFloat(p.deadline.Sub(now)), 0)
+		}
+		s.Pool = &p
 	}
 	s.History = make([]*transitionStatus, 0, len(t.history))
 	for _, tr := range t.history {

@@ -3,7 +3,9 @@
 # missing: iproute2 (ip netns, veth, bridge), nftables (packet loss), sipp
 # (sip-tester, the independent SIP witness), gcc (go test -race needs cgo),
 # kamailio (a real SIP server beside the stand-in Asterisk), rsync (the
-# standby sync recipe) and lintian (checks the Debian package).
+# standby sync recipe), lintian (checks the Debian package) and etcd (etcd-server
+# and etcd-client: the arbiter of pool mode, a real three-member cluster in
+# the pool tests).
 set -eu
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -15,6 +17,8 @@ command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 command -v rsync >/dev/null || need+=(rsync)
 command -v lintian >/dev/null || need+=(lintian)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${need[*]}; run as root or: apt-get install ${need[*]}" >&2

@@ -35,20 +35,21 @@ function ev_ms(ts,   y, m, d, era, yoe, doy, doe, days, sec) {
 # both are listening: each must have reported a marker address added to
 # and removed from its loopback (bounded wait).
 ev_start_monitors() {
-	local n i
-	for n in a b; do
+	local n i all
+	for n in $LAB_BOXES; do
 		: >"$LAB_DIR/$n/addr.events"
 		TZ=UTC ip -n "$(lab_ns "$n")" -ts -o monitor address >>"$LAB_DIR/$n/addr.events" 2>&1 &
 		LAB_PIDS+=($!)
 	done
 	for i in $(seq 1 100); do
-		for n in a b; do
+		all=1
+		for n in $LAB_BOXES; do
 			grep -q ' 203.0.113.254/32' "$LAB_DIR/$n/addr.events" && continue
+			all=0
 			lab_exec "$n" ip addr add 203.0.113.254/32 dev lo 2>/dev/null
 			lab_exec "$n" ip addr del 203.0.113.254/32 dev lo 2>/dev/null
 		done
-		grep -q ' 203.0.113.254/32' "$LAB_DIR/a/addr.events" &&
-			grep -q ' 203.0.113.254/32' "$LAB_DIR/b/addr.events" && return 0
+		[ $all = 1 ] && return 0
 		sleep 0.05
 	done
 	echo "lab: the address monitors did not start" >&2
@@ -88,15 +89,17 @@ ev_log() {
 			END { if (which == "last" && t != "") printf "%.0f\n", t }'
 }
 
-# ev_never_two [ADDR]: replays both boxes' events for the VIP in time order
-# and fails, naming the moment, if a and b ever held it at once.
+# ev_never_two [ADDR]: replays every box's events for the VIP in time order
+# and fails, naming the moment, if two boxes ever held it at once.
 ev_never_two() {
+	local n
 	{
-		ev_vip a "${1:-}" | sed 's/$/ a/'
-		ev_vip b "${1:-}" | sed 's/$/ b/'
+		for n in $LAB_BOXES; do
+			ev_vip "$n" "${1:-}" | sed "s/\$/ $n/"
+		done
 	} | sort -n -s -k1,1 | awk '
-		{ held[$3] = ($2 == "add") }
-		held["a"] && held["b"] { print "    both held the VIP at " $1 " (" $3 " added it)"; bad = 1; exit }
+		{ held[$3] = ($2 == "add"); k = 0; for (b in held) k += held[b] }
+		k > 1 { print "    two boxes held the VIP at " $1 " (" $3 " added it)"; bad = 1; exit }
 		END { exit bad }'
 }
 

@@ -11,10 +11,19 @@
 #
 # Every process the lab starts is recorded by PID and killed by PID in
 # lab_down; the namespaces are deleted there too (call it from a trap).
+#
+# A pool (issue 14, testdata/pool_lab.sh) sets LAB_BOXES="a b d" (box d
+# 192.0.2.13) and LAB_EXTRA="e1 e2 e3" (etcd members, 192.0.2.21–23) before
+# lab_up: every box and node gets its own namespace on the same switch.
 
 LAB_VIP=192.0.2.100
 LAB_SUBNET=192.0.2.0/24
-declare -A LAB_ADDR=([a]=192.0.2.11 [b]=192.0.2.12 [c]=192.0.2.50)
+declare -A LAB_ADDR=([a]=192.0.2.11 [b]=192.0.2.12 [d]=192.0.2.13 [c]=192.0.2.50
+	[e1]=192.0.2.21 [e2]=192.0.2.22 [e3]=192.0.2.23)
+LAB_BOXES=${LAB_BOXES:-a b}
+LAB_EXTRA=${LAB_EXTRA:-}
+# lab_nodes: every namespace on the switch: the boxes, the client, the rest.
+lab_nodes() { echo "$LAB_BOXES c $LAB_EXTRA"; }
 LAB_ID=${LAB_ID:-$$}
 LAB_PIDS=()
 # shellcheck source=testdata/events.sh
@@ -34,7 +43,7 @@ lab_up() {
 	lab_exec sw ip link set br0 up
 	lab_exec sw ip link set lo up
 	local n
-	for n in a b c; do
+	for n in $(lab_nodes); do
 		ip netns add "$(lab_ns "$n")"
 		ip link add eth0 netns "$(lab_ns "$n")" type veth peer name "p$n" netns "$(lab_ns sw)"
 		lab_exec sw ip link set "p$n" master br0 up
@@ -44,20 +53,22 @@ lab_up() {
 		mkdir -p "$LAB_DIR/$n"
 	done
 	# The boxes' kernels must answer ARP only for addresses they hold.
-	for n in a b; do
+	for n in $LAB_BOXES; do
 		lab_exec "$n" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.promote_secondaries=1
 	done
 	lab_wait_dad || return 1
 	ev_start_monitors
 }
 
-# lab_wait_dad waits (bounded) until all three links are up.
+# lab_wait_dad waits (bounded) until every node's link is up.
 lab_wait_dad() {
-	local i
+	local i n down
 	for i in $(seq 1 50); do
-		if [ "$(lab_exec a cat /sys/class/net/eth0/operstate)$(lab_exec b cat /sys/class/net/eth0/operstate)$(lab_exec c cat /sys/class/net/eth0/operstate)" = upupup ]; then
-			return 0
-		fi
+		down=0
+		for n in $(lab_nodes); do
+			[ "$(lab_exec "$n" cat /sys/class/net/eth0/operstate)" = up ] || down=1
+		done
+		[ $down = 0 ] && return 0
 		sleep 0.1
 	done
 	echo "lab: links did not come up" >&2
@@ -75,7 +86,7 @@ lab_down() {
 		# may still be starting its daemon and writing the pidfile: look
 		# again, three rounds 0.2 s apart.
 		for round in 1 2 3; do
-			for n in a b; do
+			for n in $LAB_BOXES; do
 				for p in "$LAB_DIR/$n"/state/*.pid; do
 					[ -f "$p" ] && kill -9 "$(cat "$p")"
 				done
@@ -87,7 +98,7 @@ lab_down() {
 		done
 	} 2>/dev/null
 	LAB_PIDS=()
-	for n in a b c sw; do
+	for n in $(lab_nodes) sw; do
 		ip netns del "$(lab_ns "$n")" 2>/dev/null
 	done
 	return 0
@@ -168,7 +179,7 @@ lab_holds() { lab_exec "$1" ip -4 -o addr show dev eth0 | grep -q " $LAB_VIP/"; 
 # lab_holders: prints which boxes hold the VIP ("a", "b", "a b" or "").
 lab_holders() {
 	local out=() n
-	for n in a b; do lab_holds "$n" && out+=("$n"); done
+	for n in $LAB_BOXES; do lab_holds "$n" && out+=("$n"); done
 	echo "${out[*]}"
 }
 

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+)
+
+// etcdArbiter is the pool's effects on etcd: it campaigns and resigns as
+// the loop asks (want), keeps the lease alive with keep-alives of its own
+// (their send times are what the core's lease deadline is built on), and
+// reports everything to the loop as leaseEvents. It decides nothing: the
+// rules are in pool.go. Every etcd call is bounded by callTimeout and runs
+// off the loop, so an etcd outage never stalls the probes.
+type etcdArbiter struct {
+	cli    *clientv3.Client
+	prefix string // the election's key prefix
+	name   string // this box's campaign value: FLIP_NAME
+	ttl    time.Duration
+	log    *slog.Logger
+	wantCh chan bool
+	out    chan leaseEvent
+}
+
+// leaseEventKind says what a leaseEvent reports.
+type leaseEventKind int
+
+const (
+	leaseRenewedEv leaseEventKind = iota // a keep-alive was acknowledged (Sent)
+	leaseWonEv                           // the campaign won (Rev)
+	leaseLostEv                          // not the leader (any more): resigned, or the lease or key is gone (Err)
+	leaseLeaderEv                        // the leader and the candidates as read from etcd (Leader)
+	leaseErrorEv                         // an etcd call failed (Err); the lease deadline decides what it means
+)
+
+// leaseEvent is one report of the arbiter to the loop.
+type leaseEvent struct {
+	Kind   leaseEventKind
+	Sent   time.Time
+	Rev    int64
+	Leader poolLeader
+	Err    error
+}
+
+// leaseArbiter is the pool's arbiter as the agent uses it; the simulator
+// has its own.
+type leaseArbiter interface {
+	want(campaign bool)
+	events() <-chan leaseEvent
+}
+
+// leaseRenewDivisor: a keep-alive goes out every TTL / leaseRenewDivisor,
+// each bounded by as much: with the margin (leaseMarginDivisor) two may be
+// lost before the deadline.
+const leaseRenewDivisor = 4
+
+// newEtcdArbiter connects to the pool's etcd (lazily: the first call dials).
+func newEtcdArbiter(cfg *config, log *slog.Logger) (*etcdArbiter, error) {
+	cli, err := newEtcdClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &etcdArbiter{cli: cli, prefix: cfg.EtcdPrefix + "election", name: cfg.Name, ttl: cfg.LeaseTTL,
+		log: log, wantCh: make(chan bool, 1), out: make(chan leaseEvent, 64)}, nil
+}
+
+// want tells the arbiter whether to be a candidate. Only the loop calls it;
+// the newest value wins.
+func (e *etcdArbiter) want(campaign bool) {
+	select {
+	case <-e.wantCh:
+	default:
+	}
+	e.wantCh <- campaign
+}
+
+func (e *etcdArbiter) events() <-chan leaseEvent { return e.out }
+
+func (e *etcdArbiter) callTimeout() time.Duration { return e.ttl / leaseRenewDivisor }
+
+// report hands an event to the loop; a full queue drops the oldest kind of
+// news (the loop is stuck anyway, and the deadline protects).
+func (e *etcdArbiter) report(ctx context.Context, ev leaseEvent) {
+	select {
+	case e.out <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// campaignResult is how a campaign goroutine ended.
+type campaignResult struct {
+	elec *concurrency.Election
+	err  error
+}
+
+// arbiterState is what run keeps between events.
+type arbiterState struct {
+	want      bool
+	sess      *concurrency.Session // nil: no lease
+	leaseStop context.CancelFunc   // ends sess's keep-alive goroutine
+	campaign  context.CancelFunc   // non-nil: a campaign goroutine is out
+	leader    *concurrency.Election
+	retry     time.Time // no grant or campaign before this, after a failure
+}
+
+// run is the arbiter's loop. It returns when ctx ends, leaving the lease
+// to run out by itself: stopping flip leaves the box as it is, and the
+// other boxes treat a holder whose lease ran out as hung.
+func (e *etcdArbiter) run(ctx context.Context) {
+	defer e.cli.Close()
+	var st arbiterState
+	gone := make(chan clientv3.LeaseID, 1)
+	campDone := make(chan campaignResult, 1)
+	dropLease := func() {
+		if st.sess != nil {
+			st.leaseStop()
+			st.sess.Orphan() // it expires by itself; a revoke could hang on the outage that got us here
+			st.sess = nil
+		}
+	}
+	defer dropLease()
+	failed := func(what string, err error) {
+		e.report(ctx, leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("%s: %w", what, err)})
+		st.retry = time.Now().Add(e.callTimeout())
+	}
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	for {
+		if st.want && st.sess == nil && !time.Now().Before(st.retry) {
+			if s, err := e.grant(ctx); err != nil {
+				failed("grant a lease", err)
+			} else {
+				var lctx context.Context
+				st.sess = s
+				lctx, st.leaseStop = context.WithCancel(ctx)
+				go e.keepAlive(lctx, s.Lease(), gone)
+			}
+		}
+		if st.want && st.sess != nil && st.campaign == nil && st.leader == nil && !time.Now().Before(st.retry) {
+			st.campaign = e.campaign(ctx, st.sess, campDone)
+		}
+		if !st.want && st.campaign != nil {
+			st.campaign() // its result still comes through campDone
+		}
+		if !st.want && st.leader != nil {
+			rctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+			err := st.leader.Resign(rctx)
+			cancel()
+			st.leader = nil
+			if err != nil {
+				// Still the leader in etcd's eyes: let the lease run out,
+				// so that another box wins after the TTL.
+				failed("resign (letting the lease run out instead)", err)
+				dropLease()
+			}
+			e.report(ctx, leaseEvent{Kind: leaseLostEv})
+		}
+		if d := time.Until(st.retry); d > 0 {
+			wake.Reset(d)
+		}
+		var sessDone <-chan struct{}
+		if st.sess != nil && st.leader == nil && st.campaign == nil {
+			sessDone = st.sess.Done()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case st.want = <-e.wantCh:
+		case <-wake.C:
+		case <-sessDone:
+			// The client gave up keeping the lease alive (etcd unreachable
+			// for the TTL): start again with a new one. A leader keeps its
+			// lease: its own keep-alives prove it or find it gone.
+			dropLease()
+		case id := <-gone:
+			if st.sess != nil && st.sess.Lease() == id {
+				dropLease()
+				if st.leader != nil {
+					st.leader = nil
+					e.report(ctx, leaseEvent{Kind: leaseLostEv, Err: fmt.Errorf("etcd says lease %x is gone", int64(id))})
+				}
+			}
+		case r := <-campDone:
+			st.campaign = nil
+			switch {
+			case r.err != nil:
+				if ctx.Err() == nil && st.want {
+					failed("campaign", r.err)
+				}
+			case !st.want:
+				// Won after the loop stopped wanting it: give it back.
+				rctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+				if err := r.elec.Resign(rctx); err != nil {
+					dropLease()
+				}
+				cancel()
+			default:
+				if err := e.verify(ctx, r.elec); err != nil {
+					failed("check the won election", err)
+					dropLease()
+					continue
+				}
+				st.leader = r.elec
+				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: r.elec.Rev()})
+			}
+		}
+	}
+}
+
+// campaign starts a campaign on sess; its result comes through done. It
+// returns the function that calls it off.
+func (e *etcdArbiter) campaign(ctx context.Context, sess *concurrency.Session, done chan<- campaignResult) context.CancelFunc {
+	cctx, cancel := context.WithCancel(ctx)
+	elec := concurrency.NewElection(sess, e.prefix) // one per campaign: a called-off one cleans up its own key
+	go func() {
+		// etcd issue 19597: a Campaign whose lease expired waits for ever.
+		// It ends with the session.
+		stop := context.AfterFunc(sess.Ctx(), cancel)
+		defer stop()
+		err := elec.Campaign(cctx, e.name)
+		if err == nil && sess.Ctx().Err() != nil {
+			err = errors.New("the session ended as the campaign returned")
+		}
+		done <- campaignResult{elec: elec, err: err}
+	}()
+	return cancel
+}
+
+// grant makes a new lease and a session on it.
+func (e *etcdArbiter) grant(ctx context.Context) (*concurrency.Session, error) {
+	gctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+	defer cancel()
+	resp, err := e.cli.Grant(gctx, int64(e.ttl/time.Second))
+	if err != nil {
+		return nil, err
+	}
+	return concurrency.NewSession(e.cli, concurrency.WithLease(resp.ID), concurrency.WithContext(ctx))
+}
+
+// verify checks that the key a campaign won with still exists, with the
+// revision and lease it won with: the campaign may have returned as the
+// lease ran out.
+func (e *etcdArbiter) verify(ctx context.Context, elec *concurrency.Election) error {
+	gctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+	defer cancel()
+	resp, err := e.cli.Get(gctx, elec.Key())
+	if err != nil {
+		return fmt.Errorf("read the leader key %s: %w", elec.Key(), err)
+	}
+	if len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != elec.Rev() {
+		return fmt.Errorf("the leader key %s is gone or was made again", elec.Key())
+	}
+	return nil
+}
+
+// keepAlive renews lease id every TTL / leaseRenewDivisor and reports the
+// send time of each acknowledged renewal, then who leads. It ends when ctx
+// ends, or when etcd says the lease is gone (reported through gone).
+func (e *etcdArbiter) keepAlive(ctx context.Context, id clientv3.LeaseID, gone chan<- clientv3.LeaseID) {
+	tick := time.NewTicker(e.callTimeout())
+	defer tick.Stop()
+	for {
+		sent := time.Now()
+		kctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+		resp, err := e.cli.KeepAliveOnce(kctx, id)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
+			select {
+			case gone <- id:
+			case <-ctx.Done():
+			}
+			return
+		case err != nil:
+			e.report(ctx, leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("keep-alive of lease %x: %w", int64(id), err)})
+		default:
+			e.report(ctx, leaseEvent{Kind: leaseRenewedEv, Sent: sent})
+			e.readLeader(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// readLeader reports the leader and how many candidates wait behind it.
+func (e *etcdArbiter) readLeader(ctx context.Context) {
+	gctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+	defer cancel()
+	first, err := e.cli.Get(gctx, e.prefix+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return // the next round tries again; only the status reads it
+	}
+	all, err := e.cli.Get(gctx, e.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return
+	}
+	var l poolLeader
+	if len(first.Kvs) > 0 {
+		l = poolLeader{Name: string(first.Kvs[0].Value), Rev: first.Kvs[0].CreateRevision, Waiting: max(int(all.Count)-1, 0)}
+	}
+	e.report(ctx, leaseEvent{Kind: leaseLeaderEv, Leader: l})
+}
+
+// newEtcdClient is the client for FLIP_ETCD_*, with TLS when a CA or a
+// client certificate is given or an endpoint is https.
+func newEtcdClient(cfg *config) (*clientv3.Client, error) {
+	cc := clientv3.Config{
+		Endpoints:   cfg.EtcdEndpoints,
+		DialTimeout: cfg.LeaseTTL / leaseRenewDivisor,
+		Logger:      zap.NewNop(), // its errors reach flip's log as leaseEvents
+	}
+	tlsConf, err := etcdTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cc.TLS = tlsConf
+	return clientv3.New(cc)
+}
