@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,6 +114,9 @@ type agent struct {
 	leaseWant   *bool
 	leaseDown   bool
 	leaseErrors rateLog
+	// revision is the pool's fencing token for the hooks (revisionVar),
+	// read off the loop by the notifier and the fence.
+	revision atomic.Int64
 	// broken is a rule broken on purpose (the simulator's mutation table).
 	broken mutant
 }

@@ -84,7 +84,12 @@ func execCommandEnv(ctx context.Context, timeout time.Duration, argv, env []stri
 // arguments: `fence_ipmilan ... -p secret` must not reach the log, the
 // control socket's reply or the unauthenticated GET /status.
 func runCommand(ctx context.Context, timeout time.Duration, argv []string) (string, error) {
-	r := execCommand(ctx, timeout, argv)
+	return runCommandEnv(ctx, timeout, argv, nil)
+}
+
+// runCommandEnv is runCommand with extra environment variables.
+func runCommandEnv(ctx context.Context, timeout time.Duration, argv, env []string) (string, error) {
+	r := execCommandEnv(ctx, timeout, argv, env)
 	if r.Err == nil {
 		return r.Output, nil
 	}

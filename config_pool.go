@@ -23,6 +23,19 @@ func (c *config) pool() bool { return len(c.EtcdEndpoints) > 0 }
 // (FLIP_RESOURCES lists one): a passive box then runs none.
 func (c *config) coldStandby() bool { return c.has(kindService) }
 
+// serviceTarget is the first VIP at the probe's port, in pool mode, where
+// the probe goes to the box's own address instead; "" for a pair.
+func (c *config) serviceTarget() string {
+	if !c.pool() || len(c.VIPs) == 0 {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(c.ProbeTarget)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(c.VIPs[0].Addr.String(), port)
+}
+
 // checkPool reads and checks the pool-mode variables. Pool mode replaces
 // the pair's own rules (the primary, the peer channel, failback): setting
 // those beside it is refused rather than silently ignored.

@@ -160,6 +160,7 @@ func runAgent(stderr io.Writer) int {
 		},
 	}
 	ag.busy = sd.busy
+	notifier.revision = ag.revision.Load
 	ag.journal = &journal{path: cfg.StateFile}
 	ag.crash = crashPoint(cfg.DebugCrashAfter)
 	ag.watchBox = func(ctx context.Context, out chan<- boxChange) { watchBox(ctx, cfg.VIPs, out, log) }
@@ -199,7 +200,11 @@ func runAgent(stderr io.Writer) int {
 		fields := strings.Fields(cfg.FenceCmd)
 		ag.fence = func(ctx context.Context, c conflictReport) error {
 			argv := append(append([]string{}, fields...), c.vip.Addr.String(), c.mac.String())
-			out, err := runCommand(ctx, cfg.FenceTimeout, argv)
+			var env []string
+			if rev := ag.revision.Load(); rev > 0 {
+				env = append(env, revisionVar(rev))
+			}
+			out, err := runCommandEnv(ctx, cfg.FenceTimeout, argv, env)
 			if err == nil && out != "" {
 				log.Info("fence output", "output", out)
 			}

@@ -33,6 +33,9 @@ type notifier struct {
 	timeout time.Duration
 	log     *slog.Logger
 	max     int // queue bound; a field so tests can make it small
+	// revision is the pool's fencing token at the time of a transition
+	// (FLIP_REVISION); nil or 0: none (a pair).
+	revision func() int64
 
 	mu      sync.Mutex
 	queue   []notifyJob
@@ -53,6 +56,7 @@ type notifyJob struct {
 	reason   string
 	ok       bool // false: an aborted takeover, or a release with a failed stop
 	at       time.Time
+	revision int64 // pool mode: the election revision this box last won with
 }
 
 var _ events = (*notifier)(nil)
@@ -89,6 +93,9 @@ func (n *notifier) Transition(from, to role, cause, reason string, ok bool, _ ti
 		return
 	}
 	j := notifyJob{from: from, to: to, cause: cause, reason: reason, ok: ok, at: time.Now()}
+	if n.revision != nil {
+		j.revision = n.revision()
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -193,6 +200,9 @@ func (n *notifier) run(j notifyJob) {
 		"FLIP_NOTIFY_REASON=" + j.reason,
 		"FLIP_NOTIFY_TIME=" + timeString(j.at),
 		"FLIP_NOTIFY_OK=" + strconv.FormatBool(j.ok),
+	}
+	if j.revision > 0 {
+		env = append(env, revisionVar(j.revision))
 	}
 	waited := time.Since(j.at)
 	r := execCommandEnv(n.ctx, n.timeout, argv, env)

@@ -27,6 +27,7 @@ sleep "$nap"
 echo "reason $cause $FLIP_NOTIFY_REASON" >> "$log"
 echo "time $cause $FLIP_NOTIFY_TIME" >> "$log"
 echo "ok $cause $FLIP_NOTIFY_OK" >> "$log"
+echo "revision $cause ${FLIP_REVISION:-none}" >> "$log"
 echo "end $cause" >> "$log"
 `
 
@@ -368,4 +369,21 @@ func TestNotifierDisabled(t *testing.T) {
 	var nilN *notifier
 	nilN.Transition(rolePassive, roleActive, "x", "r", true, 0)
 	nilN.Close()
+}
+
+// In a pool the hook gets the fencing token, the revision this box last
+// won the election with, in FLIP_REVISION; a pair's hook gets none.
+func TestNotifierRevision(t *testing.T) {
+	cmd, file := obsHook(t, 0)
+	n := newNotifier(cmd, 5*time.Second, nil)
+	rev := int64(0)
+	n.revision = func() int64 { return rev }
+	n.Transition(rolePassive, roleActive, causeServiceSilent, "a pair", true, time.Second)
+	rev = 42
+	n.Transition(rolePassive, roleActive, causeLeaseWon, "won", true, time.Second)
+	n.Close()
+	got := strings.Join(obsLines(t, file), "\n")
+	if !strings.Contains(got, "revision "+causeServiceSilent+" none") || !strings.Contains(got, "revision "+causeLeaseWon+" 42") {
+		t.Fatalf("FLIP_REVISION not as expected:\n%s", got)
+	}
 }

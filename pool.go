@@ -43,7 +43,7 @@ const (
 // poolState is what this box knows of the election.
 type poolState struct {
 	leader   bool      // this box won the election and has not lost it since
-	rev      int64     // the revision it won with: the fencing token
+	rev      int64     // the revision it last won with: the fencing token
 	wonAt    time.Time // when it won
 	renewed  time.Time // send time of the newest acknowledged keep-alive
 	lost     bool      // active: etcd said the lease is gone; release at once
@@ -73,7 +73,7 @@ func (m *machine) leaseWon(rev int64, now time.Time) {
 // or etcd said its lease or its key is gone. An active box then releases.
 func (m *machine) leaseLost() {
 	m.pool.lost = m.pool.leader || m.role == roleActive
-	m.pool.leader, m.pool.rev = false, 0
+	m.pool.leader = false // rev stays: the revision it last won with
 }
 
 // leaseSeen records the leader and the candidates as read from etcd.

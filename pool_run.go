@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 )
 
 // The pool's side of the agent: it hands etcd's news to the machine and
 // tells the arbiter what the machine wants. No rule lives here (pool.go).
+
+// revisionVar is the fencing token as hooks get it: FLIP_REVISION, the
+// election revision this box last won with. Every later leader has a
+// higher one, so a fence or a storage write guarded by "only if greater
+// than the last seen" shuts out a stale leader.
+func revisionVar(rev int64) string { return "FLIP_REVISION=" + strconv.FormatInt(rev, 10) }
 
 // onLease feeds one arbiter event to the machine.
 func (a *agent) onLease(e leaseEvent) {
@@ -20,6 +28,7 @@ func (a *agent) onLease(e leaseEvent) {
 		}
 	case leaseWonEv:
 		a.m.leaseWon(e.Rev, now)
+		a.revision.Store(e.Rev)
 		a.log.Info("won the election", "revision", e.Rev)
 	case leaseLostEv:
 		wasLeader := a.m.pool.leader
@@ -99,4 +108,27 @@ type poolStatus struct {
 	Observed poolLeader `json:"observed"`
 
 	deadline time.Time
+}
+
+// String is the election in one line for `flip status`.
+func (p poolStatus) String() string {
+	var out string
+	switch {
+	case p.Leader:
+		out = fmt.Sprintf("pool: this box leads (revision %d, the fencing token), lease provable for %.0f ms more", p.Revision, p.LeaseLeftMS)
+	case p.Observed.Name != "":
+		out = fmt.Sprintf("pool: %s leads (revision %d)", p.Observed.Name, p.Observed.Rev)
+	default:
+		out = "pool: no leader seen"
+	}
+	out += fmt.Sprintf("; %d candidates waiting", p.Observed.Waiting)
+	if p.Campaigning && !p.Leader {
+		out += "; this box is one"
+	} else if !p.Leader {
+		out += "; this box is not campaigning"
+	}
+	if p.EtcdDown {
+		out += "; etcd calls failing since the last keep-alive"
+	}
+	return out
 }

@@ -34,10 +34,11 @@ type stateTracker struct {
 	peerPaths   func(now time.Time) []peerPathStatus
 	peerRefused func() int
 
-	name        string
-	primary     bool
-	vips        []string
-	probeTarget string
+	name          string
+	primary       bool
+	vips          []string
+	probeTarget   string
+	serviceTarget string
 
 	started    time.Time
 	vipsHeld   int
@@ -80,11 +81,14 @@ type statusSnapshot struct {
 	Primary     bool     `json:"primary"`
 	VIPs        []string `json:"vips"` // ADDR/PREFIX@IFACE
 	ProbeTarget string   `json:"probe_target"`
-	Now         string   `json:"now"`
-	Started     string   `json:"started,omitempty"` // the agent looked at the box
-	VIPsHeld    int      `json:"vips_held_at_start"`
-	Since       string   `json:"since,omitempty"` // the last role change, or start
-	Stopping    bool     `json:"stopping"`
+	// ServiceTarget: where clients reach the service (the first VIP), when
+	// the probe goes elsewhere: in a pool each box probes its own service.
+	ServiceTarget string `json:"service_target,omitempty"`
+	Now           string `json:"now"`
+	Started       string `json:"started,omitempty"` // the agent looked at the box
+	VIPsHeld      int    `json:"vips_held_at_start"`
+	Since         string `json:"since,omitempty"` // the last role change, or start
+	Stopping      bool   `json:"stopping"`
 
 	// LastCause and LastReason are those of the last transition (also an
 	// aborted takeover); empty before the first.
@@ -196,11 +200,12 @@ var _ events = (*stateTracker)(nil)
 // known once the agent calls Started.
 func newStateTracker(cfg *config) *stateTracker {
 	t := &stateTracker{
-		name:        cfg.Name,
-		primary:     cfg.Primary,
-		probeTarget: cfg.ProbeTarget,
-		role:        roleStarting,
-		vips:        []string{},
+		name:          cfg.Name,
+		primary:       cfg.Primary,
+		probeTarget:   cfg.ProbeTarget,
+		serviceTarget: cfg.serviceTarget(),
+		role:          roleStarting,
+		vips:          []string{},
 	}
 	for _, v := range cfg.VIPs {
 		t.vips = append(t.vips, vipString(v))
@@ -419,25 +424,26 @@ func (t *stateTracker) Snapshot() statusSnapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := statusSnapshot{
-		Name:         t.name,
-		Role:         t.role,
-		Primary:      t.primary,
-		VIPs:         append([]string{}, t.vips...),
-		ProbeTarget:  t.probeTarget,
-		Now:          timeString(now),
-		Started:      timeString(t.started),
-		VIPsHeld:     t.vipsHeld,
-		Since:        timeString(t.since),
-		Stopping:     t.stopping,
-		Transitions:  transitionCounts{Takeovers: t.takeovers, FailedTakeovers: t.failedTake, Releases: t.releases},
-		Probes:       t.probes,
-		Conflicts:    t.conflicts,
-		Fence:        t.fence,
-		LastTakeover: copyTransition(t.lastTake),
-		PeerPaths:    t.paths(now),
-		Busy:         t.busyNow(now),
-		PeerRefused:  t.refused(),
-		LastRelease:  copyTransition(t.lastRel),
+		Name:          t.name,
+		Role:          t.role,
+		Primary:       t.primary,
+		VIPs:          append([]string{}, t.vips...),
+		ProbeTarget:   t.probeTarget,
+		ServiceTarget: t.serviceTarget,
+		Now:           timeString(now),
+		Started:       timeString(t.started),
+		VIPsHeld:      t.vipsHeld,
+		Since:         timeString(t.since),
+		Stopping:      t.stopping,
+		Transitions:   transitionCounts{Takeovers: t.takeovers, FailedTakeovers: t.failedTake, Releases: t.releases},
+		Probes:        t.probes,
+		Conflicts:     t.conflicts,
+		Fence:         t.fence,
+		LastTakeover:  copyTransition(t.lastTake),
+		PeerPaths:     t.paths(now),
+		Busy:          t.busyNow(now),
+		PeerRefused:   t.refused(),
+		LastRelease:   copyTransition(t.lastRel),
 	}
 	if t.drain != nil {
 		d := *t.drain
@@ -516,6 +522,9 @@ func (s statusSnapshot) String() string {
 	}
 	if r := s.Ready; r != nil {
 		out += r.String() + "\n"
+	}
+	if pl := s.Pool; pl != nil {
+		out += pl.String() + "\n"
 	}
 	if tr := s.LastTransition; tr != nil {
 		ok := "ok"

@@ -97,7 +97,11 @@ func runSwitchover(o switchoverOptions) int {
 	if err != nil {
 		return fail("the agent reported no source address (%q)", st.Source)
 	}
-	probe, err := newTickProbe(source, st.Status.ProbeTarget, 500*time.Millisecond)
+	target := st.Status.ProbeTarget
+	if st.Status.ServiceTarget != "" {
+		target = st.Status.ServiceTarget // a pool: measure the VIP, not this box's own service
+	}
+	probe, err := newTickProbe(source, target, 500*time.Millisecond)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -6,7 +6,7 @@
 #
 # Without etcd the tests say so and pass (SKIP), or fail under CI=true.
 
-POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies"
+POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover"
 
 # pool_skip: true (after saying why) when etcd cannot run here.
 pool_skip() {
@@ -28,6 +28,12 @@ pool_first_add_after() {
 	local from=$1 n; shift
 	for n in "$@"; do ev_vip "$n" | awk -v f="$from" '$2 == "add" && $1 >= f { print $1; exit }'; done | sort -n | head -1
 }
+
+# pool_lets_go BOX: BOX does not hold the VIP.
+pool_lets_go() { ! lab_holds "$1"; }
+
+# pool_sees_leader BOX LEADER: flip status on BOX names LEADER's box.
+pool_sees_leader() { pool_status "$1" | grep -q "\"name\": *\"box-$2\""; }
 
 # pool_new_holder OLD: some box other than OLD serves the VIP alone.
 pool_new_holder() { local h; h=$(pool_holder) && [ -n "$h" ] && [ "$h" != "$1" ]; }
@@ -67,6 +73,138 @@ test_pool_leader_box_dies() {
 	# shellcheck disable=SC2046
 	added=$(pool_first_add_after "$died" $(pool_others "$old"))
 	expect "the new holder added the VIP within TTL + 1 s" ev_within "$added" "$died" $(((POOL_TTL + 1) * 1000))
+	expect "sipp gets an answer through the VIP" sip_ok
+	expect "never two holders" ev_never_two
+}
+
+# The leader is cut off from every etcd member but stays on the LAN: it
+# drops the VIP at its lease deadline, before etcd lets the lease run out
+# and another box wins. The address events of every box say that the drop
+# came first and that two boxes never held the VIP.
+test_pool_leader_cut_from_etcd() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old cut dropped added
+	old=$(pool_holder)
+	cut=$(ev_now)
+	pool_cut_etcd "$old" || { fail "cannot cut $old from etcd"; return; }
+	expect "another box holds the VIP" lab_wait $((POOL_TTL + 5)) pool_new_holder "$old"
+	dropped=$(ev_vip "$old" | awk -v f="$cut" '$2 == "del" && $1 >= f { print $1; exit }')
+	# shellcheck disable=SC2046
+	added=$(pool_first_add_after "$cut" $(pool_others "$old"))
+	expect "$old dropped the VIP before the new holder added it" ev_after "$added" "$dropped" 1
+	expect "$old said why" log_has "$old" 'releasing.*no keep-alive acknowledged'
+	expect "never two holders" ev_never_two
+	expect "sipp gets an answer through the VIP" sip_ok
+	pool_join_etcd "$old"
+	expect "$old, back in touch with etcd, stays out (4 s)" never_holds "$old" 4
+}
+
+# One etcd member (the cluster's own Raft leader, the worst one) is killed:
+# the rest keep quorum and nothing moves.
+test_pool_etcd_member_killed() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old member n
+	old=$(pool_holder)
+	member=$(pool_etcd_leader) || member=e1
+	echo "    killing etcd member $member (the Raft leader)"
+	pool_etcd_kill "$member"
+	for n in $(pool_others "$old"); do
+		expect "$n stays out ($((POOL_TTL * 2)) s)" never_holds "$n" "$POOL_TTL"
+	done
+	expect "$old still holds the VIP alone" only_holder "$old"
+	expect "$old never dropped it" test "$(ev_vip "$old" | grep -c del)" = 0
+	expect "sipp gets an answer through the VIP" sip_ok
+}
+
+# quorum_lost POLICY: two of the three etcd members die.
+quorum_lost() {
+	pool_start FLIP_ETCD_LOSS="$1" || { fail "the pool did not come up with one holder"; return 1; }
+	POOL_OLD=$(pool_holder)
+	POOL_LOST=$(ev_now)
+	pool_etcd_kill e1
+	pool_etcd_kill e2
+}
+
+# FLIP_ETCD_LOSS=release: the leader drops the VIP at its lease deadline,
+# and no other box can win: none serves until etcd is back.
+test_pool_quorum_lost_release() {
+	pool_skip && return
+	quorum_lost release || return
+	local n dropped
+	expect "$POOL_OLD drops the VIP" lab_wait $((POOL_TTL + 3)) pool_lets_go "$POOL_OLD"
+	dropped=$(ev_vip "$POOL_OLD" | awk -v f="$POOL_LOST" '$2 == "del" && $1 >= f { print $1; exit }')
+	# etcd's leader renews leases by itself, without a quorum, until it
+	# notices the loss (its election timeout, 1 s here): the last renewal
+	# can come that late, and the deadline is TTL − TTL/5 after it.
+	expect "within TTL + 1 s of the loss" ev_within "$dropped" "$POOL_LOST" $(((POOL_TTL + 1) * 1000))
+	for n in $(pool_others "$POOL_OLD"); do
+		expect "$n does not take it" test "$(ev_adds "$n" "$POOL_LOST")" = 0
+	done
+	pool_etcd_start e1 existing
+	pool_etcd_start e2 existing
+	expect "with quorum back, one box serves again" lab_wait $((POOL_TTL * 3)) pool_one_holder
+	expect "sipp gets an answer through the VIP" lab_wait 5 sip_ok
+	expect "never two holders" ev_never_two
+}
+
+# FLIP_ETCD_LOSS=hold: the leader keeps the VIP while its service answers;
+# the other boxes cannot win and stay passive.
+test_pool_quorum_lost_hold() {
+	pool_skip && return
+	quorum_lost hold || return
+	local n
+	for n in $(pool_others "$POOL_OLD"); do
+		expect "$n stays out ($((POOL_TTL * 2)) s)" never_holds "$n" $((POOL_TTL * 2))
+	done
+	expect "$POOL_OLD still holds the VIP" only_holder "$POOL_OLD"
+	expect "$POOL_OLD never dropped it" test "$(ev_vip "$POOL_OLD" | grep -c del)" = 0
+	expect "sipp gets an answer through the VIP" sip_ok
+	pool_etcd_start e1 existing
+	pool_etcd_start e2 existing
+	expect "$POOL_OLD renews its lease when etcd is back" lab_wait $((POOL_TTL * 3)) log_has "$POOL_OLD" 'etcd reachable again'
+	expect "$POOL_OLD still holds the VIP alone" only_holder "$POOL_OLD"
+}
+
+# The leader's box dies and comes back: the next box took over, and the
+# one that returns rejoins as a follower (it campaigns, it does not take
+# the VIP back).
+test_pool_box_rejoins() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old new
+	old=$(pool_holder)
+	lab_power_off "$old"
+	expect "another box holds the VIP" lab_wait $((POOL_TTL + 5)) pool_new_holder "$old"
+	new=$(pool_holder)
+	lab_join "$old"
+	lab_standin "$old"
+	pool_flip "$old"
+	expect "$old campaigns again" lab_wait 10 log_has "$old" 'campaigning for the VIPs'
+	expect "$old stays a follower (5 s)" never_holds "$old" 5
+	expect "$new still holds the VIP alone" only_holder "$new"
+	expect "$old's status names the leader $new" pool_sees_leader "$old" "$new"
+	expect "never two holders" ev_never_two
+}
+
+# flip switchover on the leader: it releases and resigns; the next
+# candidate wins at once, and the old leader stays out while it is held off.
+test_pool_switchover() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old new
+	old=$(pool_holder)
+	expect "flip on $old saw its Asterisk answer" lab_wait 5 flip_heard "$old"
+	ctl "$old" switchover >"$LAB_DIR/$old/switchover.txt" 2>&1
+	local rc=$?
+	sed 's/^/    | /' "$LAB_DIR/$old/switchover.txt"
+	expect "switchover exits 0" test "$rc" = 0
+	expect "outage measured" grep -q '^outage: [0-9.]* ms' "$LAB_DIR/$old/switchover.txt"
+	expect "another box holds the VIP" lab_wait 5 pool_new_holder "$old"
+	new=$(pool_holder)
+	expect "$new won the election" log_has "$new" 'won the election'
+	expect "$old does not take it back (4 s)" never_holds "$old" 4
 	expect "sipp gets an answer through the VIP" sip_ok
 	expect "never two holders" ev_never_two
 }
