@@ -107,6 +107,8 @@ type checker struct {
 	tiebreaker func(cfg *config) checkRow
 	// peer asks the other box's agent on every FLIP_PEER path.
 	peer func(cfg *config) []checkRow
+	// pool reaches etcd in pool mode (check_pool.go); nil: not checked.
+	pool func(ctx context.Context, cfg *config) []checkRow
 }
 
 // newSystemChecker looks at the real box, read-only.
@@ -149,6 +151,7 @@ func newSystemChecker(cfg *config, addrs map[string][]netip.Prefix) *checker {
 		},
 		tiebreaker: checkTiebreaker,
 		peer:       checkPeerPaths,
+		pool:       checkPoolEtcd,
 	}
 }
 
@@ -240,6 +243,9 @@ func (c *checker) run(ctx context.Context) checkReport {
 	}
 	if c.tiebreaker != nil {
 		rows = append(rows, c.tiebreaker(c.cfg))
+	}
+	if c.pool != nil {
+		rows = append(rows, c.pool(ctx, c.cfg)...)
 	}
 	rep := checkReport{OK: true, Checks: rows, Plan: buildCheckPlan(c.cfg, server)}
 	for _, r := range rows {

@@ -6,7 +6,7 @@
 #
 # Without etcd the tests say so and pass (SKIP), or fail under CI=true.
 
-POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover"
+POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_check"
 
 # pool_skip: true (after saying why) when etcd cannot run here.
 pool_skip() {
@@ -207,4 +207,42 @@ test_pool_switchover() {
 	expect "$old does not take it back (4 s)" never_holds "$old" 4
 	expect "sipp gets an answer through the VIP" sip_ok
 	expect "never two holders" ev_never_two
+}
+
+# flip check in a pool reaches every etcd endpoint, lists the members and
+# reads the election; with one member down it warns and still passes, with
+# two down it fails for want of a quorum.
+test_pool_check() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local leader rc
+	leader=$(pool_holder)
+	cat >"$LAB_DIR/b/flip.env" <<ENV
+FLIP_NAME=box-b
+FLIP_RESOURCES=$LAB_VIP/24 routes fonebridge
+FLIP_FONULATOR=$LAB_ROOT/testdata/fonulator
+FLIP_FONEBRIDGE_CONF=$LAB_DIR/b/redfone.conf
+FLIP_STATE_FILE=$LAB_DIR/b/state.json
+FLIP_CONTROL_SOCKET=$LAB_DIR/b/flip.sock
+FLIP_ETCD_ENDPOINTS=$(pool_endpoints)
+FLIP_ETCD_TTL=${POOL_TTL}s
+FLIP_ETCD_PREFIX=$POOL_PREFIX
+ENV
+	lab_exec b env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$LAB_DIR/b/flip.env" >"$LAB_DIR/b/check.txt" 2>&1
+	rc=$?
+	grep -E 'etcd|pool' "$LAB_DIR/b/check.txt" | sed 's/^/    | /'
+	expect "flip check exits 0" test "$rc" = 0
+	expect "it names the leader box-$leader" grep -q "box-$leader leads (revision [0-9]*)" "$LAB_DIR/b/check.txt"
+	expect "it lists the three members" bash -c "grep 'etcd members' '$LAB_DIR/b/check.txt' | grep -q 'e1 .*e2 .*e3 '"
+	expect "two candidates wait" grep -q "2 candidate(s) waiting" "$LAB_DIR/b/check.txt"
+	pool_etcd_kill e1
+	lab_exec b env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$LAB_DIR/b/flip.env" >"$LAB_DIR/b/check1.txt" 2>&1
+	rc=$?
+	expect "one member down: still exit 0" test "$rc" = 0
+	expect "and a warning naming it" grep -q "http://${LAB_ADDR[e1]}:2379.*unreachable" "$LAB_DIR/b/check1.txt"
+	pool_etcd_kill e2
+	lab_exec b env -i PATH="$PATH" "$LAB_BIN/flip" check --env-file "$LAB_DIR/b/flip.env" >"$LAB_DIR/b/check2.txt" 2>&1
+	rc=$?
+	grep -E 'quorum' "$LAB_DIR/b/check2.txt" | sed 's/^/    | /'
+	expect "two down: exit 1, no quorum" bash -c "[ $rc = 1 ] && grep -q 'a majority (2) is needed' '$LAB_DIR/b/check2.txt'"
 }
