@@ -209,6 +209,7 @@ func (e *etcdArbiter) run(ctx context.Context) {
 				}
 				st.leader = r.elec
 				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: r.elec.Rev()})
+				e.readLeader(ctx) // the status shows the new order at once
 			}
 		}
 	}

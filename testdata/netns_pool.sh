@@ -19,25 +19,6 @@ pool_skip() {
 	return 0
 }
 
-# pool_others BOX: the boxes of the pool but BOX.
-pool_others() { local n; for n in $LAB_BOXES; do [ "$n" = "$1" ] || echo "$n"; done; }
-
-# pool_first_add_after MS BOX…: the first time after MS that one of the
-# boxes added the VIP (empty: none).
-pool_first_add_after() {
-	local from=$1 n; shift
-	for n in "$@"; do ev_vip "$n" | awk -v f="$from" '$2 == "add" && $1 >= f { print $1; exit }'; done | sort -n | head -1
-}
-
-# pool_lets_go BOX: BOX does not hold the VIP.
-pool_lets_go() { ! lab_holds "$1"; }
-
-# pool_sees_leader BOX LEADER: flip status on BOX names LEADER's box.
-pool_sees_leader() { pool_status "$1" | grep -q "\"name\": *\"box-$2\""; }
-
-# pool_new_holder OLD: some box other than OLD serves the VIP alone.
-pool_new_holder() { local h; h=$(pool_holder) && [ -n "$h" ] && [ "$h" != "$1" ]; }
-
 # The leader's Asterisk dies: it releases and resigns, the next box wins in
 # milliseconds; the new holder must serve within 1 s of the kill.
 test_pool_leader_asterisk_dies() {
