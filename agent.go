@@ -114,6 +114,8 @@ type agent struct {
 	leaseWant   *bool
 	leaseDown   bool
 	leaseErrors rateLog
+	// handoverTo: the target of the switchover published in etcd ("": none).
+	handoverTo string
 	// revision is the pool's fencing token for the hooks (revisionVar),
 	// read off the loop by the notifier and the fence.
 	revision atomic.Int64
@@ -401,12 +403,17 @@ func (a *agent) run(ctx context.Context) error {
 func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time {
 	a.m.alive(a.now())
 	a.checkHold()
+	a.checkSwitchTo()
 	a.noteReadiness()
 	a.collectProbes(a.now())
 	a.collectTiebreaker()
 	d := a.m.decide(a.now())
 	switch d.Verdict {
 	case verdictRelease:
+		if d.Cause == causeOperator { // a pool's switchover --to (pool.go)
+			a.switchover(ctx, d.Cause, d.Reason)
+			break
+		}
 		if d.Cause == causeDrained {
 			a.noteDrainEnd(drainSwitched, d.Reason, "")
 			a.switchover(ctx, d.Cause, d.Reason)

@@ -30,6 +30,8 @@ type ctlRequest struct {
 	// (the box the command ran on, and the user if known).
 	HoldNS int64  `json:"hold_ns,omitempty"`
 	By     string `json:"by,omitempty"`
+	// To (switchover, pool mode): the box (its FLIP_NAME) to hand over to.
+	To string `json:"to,omitempty"`
 	// Deadline (Unix nanoseconds): the client gives up then. A request
 	// still queued behind a long step at that time is dropped, not
 	// carried out later for nobody.
@@ -215,6 +217,9 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		if a.m.role != roleActive {
 			return ctlResponse{Error: "this box is passive: nothing to release; run it on the active box"}
 		}
+		if req.To != "" {
+			return a.switchTo(req)
+		}
 		if req.Cmd == "switchover" && req.Drain {
 			timeout := time.Duration(req.DrainNS)
 			if timeout <= 0 {
@@ -259,6 +264,10 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 	case "takeover":
 		if a.m.role == roleActive {
 			return ctlResponse{Error: "this box is already active"}
+		}
+		if a.arb != nil {
+			// A takeover outside the lease would make two holders.
+			return ctlResponse{Error: fmt.Sprintf("in a pool the etcd lease decides who holds the VIPs: run `flip switchover --to %s` on the leader (%s)", a.cfg.Name, a.m.pool.observed.Name)}
 		}
 		cause, note := causeOperator, ""
 		for _, v := range a.cfg.VIPs {

@@ -14,7 +14,7 @@ import (
 const controlUsage = `usage: flip status [--json] [--socket PATH]
        flip release [--json] [--socket PATH]
        flip takeover [--force] [--json] [--socket PATH]
-       flip switchover [--drain[=TIMEOUT] [--force]] [--json] [--max DURATION] [--socket PATH]
+       flip switchover [--drain[=TIMEOUT] [--force] | --to BOX] [--json] [--max DURATION] [--socket PATH]
        flip hold [--for DURATION] [--json] [--socket PATH]
        flip unhold [--json] [--socket PATH]
 
@@ -30,7 +30,9 @@ switchover  on the active box: release, then measure with SIP OPTIONS (as
             waits (at most TIMEOUT, default FLIP_DRAIN_TIMEOUT) until
             FLIP_CALLS_CMD counts no calls; calls left at the time-out call
             the switchover off (FLIP_UNDRAIN_CMD undoes the drain), unless
-            --force
+            --force. In a pool (FLIP_ETCD_ENDPOINTS) the next candidate in
+            line takes over; --to BOX (its FLIP_NAME) hands over to that
+            one: the other candidates stand aside until it has won
 
 hold        maintenance mode for the pair (both boxes, with the peer channel;
             kept across a restart of flip): nothing moves by itself — no
@@ -56,6 +58,7 @@ func runControl(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&drain, "drain", "switchover: wait for the calls in progress to end first (--drain or --drain=TIMEOUT)")
 	maxWait := fs.Duration("max", 2*time.Minute, "switchover: stop measuring after this long")
 	holdFor := fs.Duration("for", holdDefault, "hold: how long (at most 24h)")
+	to := fs.String("to", "", "switchover in a pool: the box (its FLIP_NAME) to hand over to")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stdout, controlUsage)
@@ -81,8 +84,12 @@ func runControl(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flip %s: --force is only for takeover and switchover --drain\n", cmd)
 		return 2
 	}
+	if *to != "" && (cmd != "switchover" || drain.set) {
+		fmt.Fprintf(stderr, "flip %s: --to is only for switchover, without --drain\n", cmd)
+		return 2
+	}
 	if cmd == "switchover" {
-		return runSwitchover(switchoverOptions{socket: *socket, maxWait: *maxWait, drain: drain, force: *force, asJSON: *asJSON, stdout: stdout, stderr: stderr})
+		return runSwitchover(switchoverOptions{socket: *socket, maxWait: *maxWait, drain: drain, force: *force, to: *to, asJSON: *asJSON, stdout: stdout, stderr: stderr})
 	}
 	req := ctlRequest{Cmd: cmd, Force: *force}
 	if cmd == "hold" {

@@ -215,7 +215,7 @@ func (m *machine) setRole(r role, now time.Time, cause string) {
 	m.forced = r == roleActive && (cause == causeHolderTimeout || cause == causeHolderDead || cause == causeOperatorForced)
 	m.linkLost, m.conflicts, m.cleanChecks, m.stalled, m.resumed, m.keptConflict = false, 0, 0, false, false, false
 	m.drain = drainState{} // a role change ends any drain
-	m.pool.lost = false
+	m.pool.lost, m.pool.switchTo = false, ""
 	m.syncRoleChange(r)
 	if r == rolePassive && ownFailure(cause) && m.t.broken != mutantNoHoldDown {
 		m.holdDownEnd = now.Add(m.t.HoldDown)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -48,13 +50,22 @@ type poolState struct {
 	renewed  time.Time // send time of the newest acknowledged keep-alive
 	lost     bool      // active: etcd said the lease is gone; release at once
 	observed poolLeader
+	// switchTo: the leader hands over to this box (flip switchover --to)
+	// once every other candidate stood aside, until switchUntil.
+	switchTo    string
+	switchUntil time.Time
+	// yieldUntil: a switchover to another box is under way; this box stands
+	// aside (does not campaign) until then or until it is over.
+	yieldUntil time.Time
 }
 
 // poolLeader is the leader as last read from etcd, for the status.
 type poolLeader struct {
 	Name    string `json:"name,omitempty"`
 	Rev     int64  `json:"revision,omitempty"`
-	Waiting int    `json:"waiting"` // other candidates, in the order they campaigned
+	Waiting int    `json:"waiting"` // other candidates
+	// Candidates: the names of the waiting candidates, next in line first.
+	Candidates []string `json:"candidates,omitempty"`
 }
 
 // leaseRenewed takes the send time of a keep-alive etcd acknowledged.
@@ -101,6 +112,9 @@ func (m *machine) poolEligible(now time.Time) (bool, string) {
 	}
 	if m.heldNow(now) {
 		return false, "held (maintenance)"
+	}
+	if now.Before(m.pool.yieldUntil) {
+		return false, "standing aside: a switchover to another box is under way"
 	}
 	if m.t.PoolCold {
 		return true, ""
@@ -153,6 +167,10 @@ func (m *machine) decideActivePool(now time.Time) (d decision, ok bool) {
 	case m.pool.lost || !m.pool.leader:
 		return decision{Verdict: verdictRelease, Cause: causeLeaseLost,
 			Reason: "etcd says this box no longer holds the lease (resigned, expired or deleted)"}, true
+	case m.pool.switchTo != "" && now.Before(m.pool.switchUntil) && len(m.pool.observed.Candidates) == 1 &&
+		m.pool.observed.Candidates[0] == m.pool.switchTo && now.Before(m.leaseDeadline()):
+		return decision{Verdict: verdictRelease, Cause: causeOperator,
+			Reason: fmt.Sprintf("operator: flip switchover --to %s: the other candidates stood aside", m.pool.switchTo)}, true
 	case now.Before(m.leaseDeadline()) || m.t.broken == mutantPoolIgnoresDeadline:
 		return decision{}, false
 	case m.t.PoolHold:
@@ -162,10 +180,53 @@ func (m *machine) decideActivePool(now time.Time) (d decision, ok bool) {
 		Reason: fmt.Sprintf("no keep-alive acknowledged since %s: the lease may run out, dropping the VIPs before another box can win", m.pool.renewed.UTC().Format("15:04:05.000"))}, true
 }
 
+// poolSwitchTo starts a switchover to the candidate named to: every other
+// candidate stands aside (the arbiter publishes it), and once to is the only
+// one waiting this box releases and resigns, so that to wins. It is called
+// off at now + TTL (switchExpired).
+func (m *machine) poolSwitchTo(to string, now time.Time) error {
+	switch {
+	case m.role != roleActive || !m.pool.leader:
+		return fmt.Errorf("this box does not lead the pool; run it on the leader (%s)", m.pool.observed.Name)
+	case !slices.Contains(m.pool.observed.Candidates, to):
+		list := "none"
+		if c := m.pool.observed.Candidates; len(c) > 0 {
+			list = strings.Join(c, ", ")
+		}
+		return fmt.Errorf("%s is not campaigning (down, or not eligible: run flip status there); candidates now: %s", to, list)
+	}
+	m.pool.switchTo, m.pool.switchUntil = to, now.Add(m.t.LeaseTTL)
+	return nil
+}
+
+// switchExpired reports, once, a switchover to another box that did not
+// happen in time: the other candidates did not stand aside, or it stopped
+// campaigning. It returns its target.
+func (m *machine) switchExpired(now time.Time) (string, bool) {
+	if m.pool.switchTo == "" || now.Before(m.pool.switchUntil) {
+		return "", false
+	}
+	to := m.pool.switchTo
+	m.pool.switchTo = ""
+	return to, true
+}
+
+// leaseHandover records a switchover published in etcd: toOther, another
+// box is its target (this one stands aside for at most a TTL); otherwise it
+// is over or this box is the target.
+func (m *machine) leaseHandover(toOther bool, now time.Time) {
+	m.pool.yieldUntil = time.Time{}
+	if toOther {
+		m.pool.yieldUntil = now.Add(m.t.LeaseTTL)
+	}
+}
+
 // poolNext caps the active box's next wake-up at its lease deadline.
 func (m *machine) poolNext(now time.Time, d decision) decision {
-	if dl := m.leaseDeadline(); d.Verdict == verdictStay && m.role == roleActive && now.Before(dl) && (d.Next.IsZero() || dl.Before(d.Next)) {
-		d.Next = dl
+	for _, dl := range []time.Time{m.leaseDeadline(), m.pool.switchUntil} {
+		if d.Verdict == verdictStay && m.role == roleActive && now.Before(dl) && (d.Next.IsZero() || dl.Before(d.Next)) {
+			d.Next = dl
+		}
 	}
 	return d
 }

@@ -21,6 +21,7 @@ import (
 // off the loop, so an etcd outage never stalls the probes.
 type etcdArbiter struct {
 	cli    *clientv3.Client
+	root   string // FLIP_ETCD_PREFIX: the election and the handover key live under it
 	prefix string // the election's key prefix
 	name   string // this box's campaign value: FLIP_NAME
 	ttl    time.Duration
@@ -33,11 +34,12 @@ type etcdArbiter struct {
 type leaseEventKind int
 
 const (
-	leaseRenewedEv leaseEventKind = iota // a keep-alive was acknowledged (Sent)
-	leaseWonEv                           // the campaign won (Rev)
-	leaseLostEv                          // not the leader (any more): resigned, or the lease or key is gone (Err)
-	leaseLeaderEv                        // the leader and the candidates as read from etcd (Leader)
-	leaseErrorEv                         // an etcd call failed (Err); the lease deadline decides what it means
+	leaseRenewedEv  leaseEventKind = iota // a keep-alive was acknowledged (Sent)
+	leaseWonEv                            // the campaign won (Rev)
+	leaseLostEv                           // not the leader (any more): resigned, or the lease or key is gone (Err)
+	leaseLeaderEv                         // the leader and the candidates as read from etcd (Leader)
+	leaseErrorEv                          // an etcd call failed (Err); the lease deadline decides what it means
+	leaseHandoverEv                       // a switchover to the box named To is published ("": none)
 )
 
 // leaseEvent is one report of the arbiter to the loop.
@@ -46,6 +48,7 @@ type leaseEvent struct {
 	Sent   time.Time
 	Rev    int64
 	Leader poolLeader
+	To     string
 	Err    error
 }
 
@@ -54,6 +57,13 @@ type leaseEvent struct {
 type leaseArbiter interface {
 	want(campaign bool)
 	events() <-chan leaseEvent
+}
+
+// leaseHandoverer is an arbiter that can publish a switchover (flip
+// switchover --to): handover(to) tells every other candidate to stand
+// aside while it is published; handover("") ends it.
+type leaseHandoverer interface {
+	handover(to string)
 }
 
 // leaseRenewDivisor: a keep-alive goes out every TTL / leaseRenewDivisor,
@@ -67,7 +77,7 @@ func newEtcdArbiter(cfg *config, log *slog.Logger) (*etcdArbiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &etcdArbiter{cli: cli, prefix: cfg.EtcdPrefix + "election", name: cfg.Name, ttl: cfg.LeaseTTL,
+	return &etcdArbiter{cli: cli, root: cfg.EtcdPrefix, prefix: cfg.EtcdPrefix + "election", name: cfg.Name, ttl: cfg.LeaseTTL,
 		log: log, wantCh: make(chan bool, 1), out: make(chan leaseEvent, 64)}, nil
 }
 
@@ -115,6 +125,7 @@ type arbiterState struct {
 // other boxes treat a holder whose lease ran out as hung.
 func (e *etcdArbiter) run(ctx context.Context) {
 	defer e.cli.Close()
+	go e.watch(ctx)
 	var st arbiterState
 	gone := make(chan clientv3.LeaseID, 1)
 	campDone := make(chan campaignResult, 1)
@@ -295,23 +306,99 @@ func (e *etcdArbiter) keepAlive(ctx context.Context, id clientv3.LeaseID, gone c
 	}
 }
 
-// readLeader reports the leader and how many candidates wait behind it.
+// readLeader reports the leader and the candidates waiting behind it, in
+// the order they would win.
 func (e *etcdArbiter) readLeader(ctx context.Context) {
 	gctx, cancel := context.WithTimeout(ctx, e.callTimeout())
 	defer cancel()
-	first, err := e.cli.Get(gctx, e.prefix+"/", clientv3.WithFirstCreate()...)
+	resp, err := e.cli.Get(gctx, e.prefix+"/", clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(poolMaxCandidates))
 	if err != nil {
-		return // the next round tries again; only the status reads it
-	}
-	all, err := e.cli.Get(gctx, e.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return
+		return // the next round tries again
 	}
 	var l poolLeader
-	if len(first.Kvs) > 0 {
-		l = poolLeader{Name: string(first.Kvs[0].Value), Rev: first.Kvs[0].CreateRevision, Waiting: max(int(all.Count)-1, 0)}
+	for i, kv := range resp.Kvs {
+		if i == 0 {
+			l.Name, l.Rev = string(kv.Value), kv.CreateRevision
+			continue
+		}
+		l.Candidates = append(l.Candidates, string(kv.Value))
 	}
+	l.Waiting = len(l.Candidates)
 	e.report(ctx, leaseEvent{Kind: leaseLeaderEv, Leader: l})
+}
+
+// poolMaxCandidates bounds the candidates read: a pool is a few boxes.
+const poolMaxCandidates = 64
+
+// handoverKey is the key that publishes a switchover; its value is the
+// target box's name, on a lease of its own that runs out after the TTL.
+func (e *etcdArbiter) handoverKey() string { return e.root + "handover" }
+
+func (e *etcdArbiter) handover(to string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*e.callTimeout())
+		defer cancel()
+		var err error
+		if to == "" {
+			_, err = e.cli.Delete(ctx, e.handoverKey())
+		} else {
+			var g *clientv3.LeaseGrantResponse
+			if g, err = e.cli.Grant(ctx, int64(e.ttl/time.Second)); err == nil {
+				_, err = e.cli.Put(ctx, e.handoverKey(), to, clientv3.WithLease(g.ID))
+			}
+		}
+		if err != nil {
+			select {
+			case e.out <- leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("publish the switchover to %q: %w", to, err)}:
+			default:
+			}
+		}
+	}()
+}
+
+// watch follows the pool's keys: a change of the election reads the
+// candidates again at once (a switchover waits for them), and the
+// handover key is reported as it comes and goes. A broken watch is made
+// again after a pause.
+func (e *etcdArbiter) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		gctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+		resp, err := e.cli.Get(gctx, e.handoverKey())
+		cancel()
+		if err == nil {
+			to := ""
+			if len(resp.Kvs) > 0 {
+				to = string(resp.Kvs[0].Value)
+			}
+			e.report(ctx, leaseEvent{Kind: leaseHandoverEv, To: to})
+			wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for wr := range e.cli.Watch(wctx, e.root, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+				if wr.Err() != nil {
+					break
+				}
+				election := false
+				for _, ev := range wr.Events {
+					switch {
+					case string(ev.Kv.Key) == e.handoverKey() && ev.Type == clientv3.EventTypePut:
+						e.report(ctx, leaseEvent{Kind: leaseHandoverEv, To: string(ev.Kv.Value)})
+					case string(ev.Kv.Key) == e.handoverKey():
+						e.report(ctx, leaseEvent{Kind: leaseHandoverEv})
+					default:
+						election = true
+					}
+				}
+				if election {
+					e.readLeader(ctx)
+				}
+			}
+			stop()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(e.callTimeout()):
+		}
+	}
 }
 
 // newEtcdClient is the client for FLIP_ETCD_*, with TLS when a CA or a

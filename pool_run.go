@@ -29,6 +29,9 @@ func (a *agent) onLease(e leaseEvent) {
 	case leaseWonEv:
 		a.m.leaseWon(e.Rev, now)
 		a.revision.Store(e.Rev)
+		if a.handoverTo == a.cfg.Name {
+			a.publishHandover("") // the switchover to this box is done: the others campaign again
+		}
 		a.log.Info("won the election", "revision", e.Rev)
 	case leaseLostEv:
 		wasLeader := a.m.pool.leader
@@ -38,6 +41,12 @@ func (a *agent) onLease(e leaseEvent) {
 		}
 	case leaseLeaderEv:
 		a.m.leaseSeen(e.Leader)
+	case leaseHandoverEv:
+		a.handoverTo = e.To
+		a.m.leaseHandover(e.To != "" && e.To != a.cfg.Name, now)
+		if e.To != "" && a.m.pool.leader && e.To == a.cfg.Name {
+			a.publishHandover("") // won as its target: the switchover is over
+		}
 	case leaseErrorEv:
 		a.leaseDown = true
 		if n, due := a.leaseErrors.note(now); due {
@@ -45,6 +54,26 @@ func (a *agent) onLease(e leaseEvent) {
 		}
 	}
 	a.notePool()
+}
+
+// publishHandover publishes (or, with "", ends) a switchover in etcd.
+func (a *agent) publishHandover(to string) {
+	if h, ok := a.arb.(leaseHandoverer); ok {
+		h.handover(to)
+	}
+}
+
+// checkSwitchTo logs a switchover to another box that did not happen in
+// time, and withdraws it from etcd.
+func (a *agent) checkSwitchTo() {
+	if a.arb == nil {
+		return
+	}
+	if to, ok := a.m.switchExpired(a.now()); ok {
+		a.log.Warn("switchover called off: the other candidates did not stand aside in time, or the target stopped campaigning; this box stays active", "to", to)
+		a.publishHandover("")
+		a.notePool()
+	}
 }
 
 // syncLease tells the arbiter whether the machine wants this box to be a
@@ -74,7 +103,7 @@ func (a *agent) notePool() {
 		return
 	}
 	p := poolStatus{Leader: a.m.pool.leader, Revision: a.m.pool.rev, Observed: a.m.pool.observed,
-		Campaigning: a.leaseWant != nil && *a.leaseWant, EtcdDown: a.leaseDown}
+		Campaigning: a.leaseWant != nil && *a.leaseWant, EtcdDown: a.leaseDown, SwitchTo: a.m.pool.switchTo}
 	if a.m.pool.leader {
 		p.deadline = a.m.leaseDeadline()
 	}
@@ -106,6 +135,8 @@ type poolStatus struct {
 	EtcdDown bool `json:"etcd_down"`
 	// Observed: the leader and the waiting candidates as last read.
 	Observed poolLeader `json:"observed"`
+	// SwitchTo: a switchover --to this box is under way.
+	SwitchTo string `json:"switch_to,omitempty"`
 
 	deadline time.Time
 }
@@ -131,4 +162,54 @@ func (p poolStatus) String() string {
 		out += "; etcd calls failing since the last keep-alive"
 	}
 	return out
+}
+
+// switchTo is `flip switchover --to BOX` on the leader of a pool: the
+// switchover is published, and the machine releases once BOX is the only
+// candidate left (pool.go).
+func (a *agent) switchTo(req ctlRequest) ctlResponse {
+	switch {
+	case req.Cmd != "switchover":
+		return ctlResponse{Error: "--to goes with switchover only"}
+	case a.arb == nil:
+		return ctlResponse{Error: "--to is for a pool (FLIP_ETCD_ENDPOINTS); a pair has one other box: run flip switchover"}
+	case req.Drain:
+		return ctlResponse{Error: "--to and --drain do not go together yet: drain with flip switchover --drain, or switch at once with --to"}
+	case req.To == a.cfg.Name:
+		return ctlResponse{Error: "this box already holds the VIPs"}
+	}
+	if err := a.m.poolSwitchTo(req.To, a.now()); err != nil {
+		return ctlResponse{Error: err.Error()}
+	}
+	a.publishHandover(req.To)
+	a.notePool()
+	a.log.Info("switchover to another box: waiting for the other candidates to stand aside", "to", req.To, "within", a.cfg.LeaseTTL)
+	return ctlResponse{OK: true, Note: fmt.Sprintf("switching over to %s once the other candidates stand aside (at most %s)", req.To, a.cfg.LeaseTTL)}
+}
+
+// switchToPoll is how often `flip switchover --to` asks the agent whether
+// it has released.
+const switchToPoll = 20 * time.Millisecond
+
+// followSwitchTo waits until the agent has released for a switchover --to
+// (its last release is newer than before), and returns that release. It
+// fails when the agent called the switchover off (it is still active and
+// no switchover is under way) or after o.maxWait.
+func followSwitchTo(o switchoverOptions, before *transitionStatus) (*transitionStatus, error) {
+	end := time.Now().Add(o.maxWait)
+	for time.Now().Before(end) {
+		st, err := callControl(o.socket, ctlRequest{Cmd: "status"})
+		if err != nil {
+			return nil, err
+		}
+		s := st.Status
+		if rel := s.LastRelease; rel != nil && (before == nil || rel.At != before.At) {
+			return rel, nil
+		}
+		if s.Role == roleActive.String() && (s.Pool == nil || s.Pool.SwitchTo == "") {
+			return nil, fmt.Errorf("the switchover to %s was called off: the other candidates did not stand aside in time, or it stopped campaigning (see flip's log); this box stays active", o.to)
+		}
+		time.Sleep(switchToPoll)
+	}
+	return nil, fmt.Errorf("no release within %s", o.maxWait)
 }

@@ -171,3 +171,53 @@ func TestPoolConflict(t *testing.T) {
 		t.Errorf("second check of a stale holder: %+v; want a release", d)
 	}
 }
+
+// flip switchover --to: the leader releases only once its target is the
+// one candidate left, and calls it off at the TTL; a box that sees another
+// box's switchover stands aside for at most a TTL.
+func TestPoolSwitchTo(t *testing.T) {
+	m := ftPoolLeader(ftPoolTiming(), time.Second)
+	m.setRole(roleActive, ftAt(time.Second), causeLeaseWon)
+	ftAnswersEvery(m, 1100*ftMS, 4*time.Second, 100*ftMS)
+	m.leaseSeen(poolLeader{Name: "box-a", Rev: 7, Candidates: []string{"box-b", "box-d"}})
+	if err := m.poolSwitchTo("box-x", ftAt(2*time.Second)); err == nil || !strings.Contains(err.Error(), "box-b, box-d") {
+		t.Errorf("switch to a box that does not campaign: %v; want an error listing the candidates", err)
+	}
+	if err := m.poolSwitchTo("box-d", ftAt(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	m.leaseRenewed(ftAt(2 * time.Second))
+	if d := m.decide(ftAt(2100 * ftMS)); d.Verdict != verdictStay {
+		t.Errorf("box-b still waits in front: %v (%s); want a stay", d.Verdict, d.Reason)
+	}
+	m.leaseSeen(poolLeader{Name: "box-a", Rev: 7, Candidates: []string{"box-d"}})
+	if d := m.decide(ftAt(2200 * ftMS)); d.Verdict != verdictRelease || d.Cause != causeOperator {
+		t.Errorf("box-d alone in line: %v %s (%s); want an operator release", d.Verdict, d.Cause, d.Reason)
+	}
+	if _, ok := m.switchExpired(ftAt(3 * time.Second)); ok {
+		t.Error("called off before its time")
+	}
+	m.leaseSeen(poolLeader{Name: "box-a", Rev: 7, Candidates: []string{"box-b", "box-d"}})
+	if to, ok := m.switchExpired(ftAt(7 * time.Second)); !ok || to != "box-d" {
+		t.Errorf("switchExpired = %q %v; want box-d called off", to, ok)
+	}
+	if d := m.decide(ftAt(7 * time.Second)); d.Verdict == verdictRelease && d.Cause == causeOperator {
+		t.Error("released for a switchover that was called off")
+	}
+
+	b := ftMachine(ftPoolTiming(), rolePassive)
+	ftAnswersEvery(b, 0, time.Second, 100*ftMS)
+	b.leaseHandover(true, ftAt(time.Second))
+	if b.wantsLease(ftAt(time.Second)) {
+		t.Error("campaigns during another box's switchover")
+	}
+	ftAnswersEvery(b, time.Second, 6*time.Second, 100*ftMS)
+	if !b.wantsLease(ftAt(6 * time.Second)) {
+		t.Error("still stands aside after the TTL")
+	}
+	b.leaseHandover(true, ftAt(6*time.Second))
+	b.leaseHandover(false, ftAt(6100*ftMS))
+	if !b.wantsLease(ftAt(6100 * ftMS)) {
+		t.Error("still stands aside after the switchover ended")
+	}
+}

@@ -71,6 +71,7 @@ type switchoverOptions struct {
 	socket         string
 	maxWait        time.Duration
 	drain          drainFlag
+	to             string // a pool's switchover --to: the target box
 	force, asJSON  bool
 	stdout, stderr io.Writer
 }
@@ -116,7 +117,7 @@ func runSwitchover(o switchoverOptions) int {
 	if !meas.waitBefore(time.Second) {
 		return fail("the service does not answer on this box now; not switching")
 	}
-	req := ctlRequest{Cmd: "switchover"}
+	req := ctlRequest{Cmd: "switchover", To: o.to}
 	if o.drain.set {
 		req.Drain, req.DrainNS, req.Force = true, int64(o.drain.timeout), o.force
 	}
@@ -149,6 +150,15 @@ func runSwitchover(o switchoverOptions) int {
 			return fail("%v", err)
 		}
 		res.Release, res.Note = st.Status.LastRelease, ""
+	} else if o.to != "" {
+		if !o.asJSON {
+			fmt.Fprintln(o.stdout, resp.Note)
+		}
+		rel, err := followSwitchTo(o, resp.Status.LastRelease)
+		if err != nil {
+			return fail("%v", err)
+		}
+		res.Release, res.Note = rel, ""
 	} else {
 		res.Release = resp.Status.LastTransition
 	}

@@ -6,7 +6,7 @@
 #
 # Without etcd the tests say so and pass (SKIP), or fail under CI=true.
 
-POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_check"
+POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check"
 
 # pool_skip: true (after saying why) when etcd cannot run here.
 pool_skip() {
@@ -226,4 +226,40 @@ ENV
 	rc=$?
 	grep -E 'quorum' "$LAB_DIR/b/check2.txt" | sed 's/^/    | /'
 	expect "two down: exit 1, no quorum" bash -c "[ $rc = 1 ] && grep -q 'a majority (2) is needed' '$LAB_DIR/b/check2.txt'"
+}
+
+# pool_waiting BOX: the boxes (a, b, d) waiting behind the leader, as BOX's
+# flip status shows them, next in line first.
+pool_waiting() {
+	pool_status "$1" | tr -d '\n ' | sed -n 's/.*"candidates":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | sed 's/"box-\(.*\)"/\1/'
+}
+pool_two_waiting() { [ "$(pool_waiting "$1" | grep -c .)" = 2 ]; }
+
+# flip switchover --to BOX on the leader: the other candidates stand aside,
+# the leader releases once BOX is the only one left, and BOX wins, even
+# though it was last in line. A target that is not campaigning is refused.
+test_pool_switchover_to() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old target skipped from rc
+	old=$(pool_holder)
+	expect "the leader sees both other candidates" lab_wait 5 pool_two_waiting "$old"
+	target=$(pool_waiting "$old" | sed -n 2p)
+	skipped=$(pool_waiting "$old" | sed -n 1p)
+	echo "    leader $old; next in line $skipped; switching to the last, $target"
+	ctl "$old" switchover --to box-nosuch >"$LAB_DIR/$old/switch-bad.txt" 2>&1
+	rc=$?
+	expect "an unknown target is refused, naming the candidates" bash -c "[ $rc = 1 ] && grep -q 'box-nosuch is not campaigning.*candidates now: box-' '$LAB_DIR/$old/switch-bad.txt'"
+	from=$(ev_now)
+	ctl "$old" switchover --to "box-$target" >"$LAB_DIR/$old/switchover.txt" 2>&1
+	rc=$?
+	sed 's/^/    | /' "$LAB_DIR/$old/switchover.txt"
+	expect "switchover --to exits 0" test "$rc" = 0
+	expect "$target holds the VIP" lab_wait 5 only_holder "$target"
+	expect "$skipped, next in line, never added it" test "$(ev_adds "$skipped" "$from")" = 0
+	expect "$skipped stood aside" log_has "$skipped" 'not campaigning.*standing aside'
+	expect "$skipped campaigns again once it is over" lab_wait 10 bash -c "grep -c 'campaigning for the VIPs' '$LAB_DIR/$skipped/flip.log' | grep -q '^[2-9]'"
+	expect "outage measured" grep -q '^outage: [0-9.]* ms' "$LAB_DIR/$old/switchover.txt"
+	expect "sipp gets an answer through the VIP" sip_ok
+	expect "never two holders" ev_never_two
 }
