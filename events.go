@@ -36,6 +36,8 @@ type events interface {
 	Held(h holdStatus)
 	// Ready: whether a takeover could happen now changed.
 	Ready(r readiness)
+	// Pool: what this box knows of the pool's election changed (pool mode).
+	Pool(p poolStatus)
 }
 
 // nopEvents ignores everything; embed it to implement only some methods.
@@ -52,6 +54,7 @@ func (nopEvents) Drained(drainStatus)                                        {}
 func (nopEvents) Synced(syncStatus)                                          {}
 func (nopEvents) Held(holdStatus)                                            {}
 func (nopEvents) Ready(readiness)                                            {}
+func (nopEvents) Pool(poolStatus)                                            {}
 
 // multiEvents tells every listener, in order.
 type multiEvents []events
@@ -119,5 +122,11 @@ func (m multiEvents) Held(h holdStatus) {
 func (m multiEvents) Ready(r readiness) {
 	for _, e := range m {
 		e.Ready(r)
+	}
+}
+
+func (m multiEvents) Pool(p poolStatus) {
+	for _, e := range m {
+		e.Pool(p)
 	}
 }

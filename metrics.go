@@ -49,6 +49,10 @@ type metricsEvents struct {
 	syncLastOK     prometheus.Gauge
 	syncRuns       *prometheus.CounterVec
 	holdUntil      prometheus.Gauge
+	poolLeader     prometheus.Gauge
+	poolRevision   prometheus.Gauge
+	poolDeadline   prometheus.Gauge
+	poolWaiting    prometheus.Gauge
 }
 
 var _ events = (*metricsEvents)(nil)
@@ -165,6 +169,22 @@ func newMetricsEvents(version string) *metricsEvents {
 			Name: "flip_sync_last_success_timestamp_seconds",
 			Help: "When FLIP_SYNC_CMD last succeeded (0: never on this agent). Alert when it is old on the active box.",
 		}),
+		poolLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_pool_leader",
+			Help: "Pool mode: 1 while this box leads the election (holds the lease), else 0.",
+		}),
+		poolRevision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_pool_revision",
+			Help: "Pool mode: the election revision this box last won with (the fencing token); 0 before.",
+		}),
+		poolDeadline: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_pool_lease_deadline_timestamp_seconds",
+			Help: "Pool mode, on the leader: until when it can prove its lease without another keep-alive; 0 on other boxes.",
+		}),
+		poolWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flip_pool_candidates_waiting",
+			Help: "Pool mode: candidates waiting behind the leader, as this box last read them.",
+		}),
 		holdUntil: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flip_hold_until_timestamp_seconds",
 			Help: "While the pair is held (flip hold: nothing moves by itself), when the hold ends; 0: not held.",
@@ -179,6 +199,7 @@ func newMetricsEvents(version string) *metricsEvents {
 		m.transitions, m.lastTransition, m.lastTransDur, m.transitionDur,
 		m.phaseDuration, m.phaseFailures, m.conflicts, m.fence, m.fenceDuration,
 		m.buildInfo, m.stoppingGauge, m.drainOn, m.drainCalls, m.drains, m.syncLastOK, m.syncRuns, m.holdUntil,
+		m.poolLeader, m.poolRevision, m.poolDeadline, m.poolWaiting,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -272,6 +293,19 @@ func (m *metricsEvents) Fenced(err error, d time.Duration) {
 func (m *metricsEvents) Stopping() { m.stoppingGauge.Set(1) }
 
 func (m *metricsEvents) Ready(readiness) {}
+
+func (m *metricsEvents) Pool(p poolStatus) {
+	m.poolLeader.Set(0)
+	m.poolDeadline.Set(0)
+	if p.Leader {
+		m.poolLeader.Set(1)
+		if !p.deadline.IsZero() {
+			m.poolDeadline.Set(float64(p.deadline.UnixNano()) / 1e9)
+		}
+	}
+	m.poolRevision.Set(float64(p.Revision))
+	m.poolWaiting.Set(float64(p.Observed.Waiting))
+}
 
 func (m *metricsEvents) Held(h holdStatus) {
 	if !h.Held {

@@ -442,3 +442,27 @@ func TestDrainMetrics(t *testing.T) {
 		t.Fatalf("flip_drain_in_progress = %v after the drain", v)
 	}
 }
+
+// Pool mode's gauges follow the election: the leader with its deadline,
+// then a box that lost it (the revision stays: the token it last held).
+func TestMetricsPool(t *testing.T) {
+	m := newMetricsEvents("test")
+	deadline := time.Date(2026, 11, 30, 12, 0, 4, 0, time.UTC)
+	m.Pool(poolStatus{Leader: true, Revision: 17, deadline: deadline, Observed: poolLeader{Name: "pbx-a", Waiting: 2}})
+	for name, tt := range map[string]struct {
+		got, want float64
+	}{
+		"leader":   {testutil.ToFloat64(m.poolLeader), 1},
+		"revision": {testutil.ToFloat64(m.poolRevision), 17},
+		"deadline": {testutil.ToFloat64(m.poolDeadline), float64(deadline.Unix())},
+		"waiting":  {testutil.ToFloat64(m.poolWaiting), 2},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", name, tt.got, tt.want)
+		}
+	}
+	m.Pool(poolStatus{Revision: 17, Observed: poolLeader{Name: "pbx-b", Waiting: 1}})
+	if l, d := testutil.ToFloat64(m.poolLeader), testutil.ToFloat64(m.poolDeadline); l != 0 || d != 0 {
+		t.Errorf("after losing the lead: leader %v, deadline %v; want 0 and 0", l, d)
+	}
+}

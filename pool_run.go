@@ -99,15 +99,12 @@ func (a *agent) syncLease() {
 
 // notePool tells the status what this box knows of the election.
 func (a *agent) notePool() {
-	if a.tracker == nil {
-		return
-	}
 	p := poolStatus{Leader: a.m.pool.leader, Revision: a.m.pool.rev, Observed: a.m.pool.observed,
 		Campaigning: a.leaseWant != nil && *a.leaseWant, EtcdDown: a.leaseDown, SwitchTo: a.m.pool.switchTo}
 	if a.m.pool.leader {
 		p.deadline = a.m.leaseDeadline()
 	}
-	a.tracker.setPool(p)
+	a.ev.Pool(p)
 }
 
 // runArbiter starts the arbiter beside the loop.

@@ -371,7 +371,7 @@ func (t *stateTracker) Held(h holdStatus) {
 	t.hold = h
 }
 
-func (t *stateTracker) setPool(p poolStatus) {
+func (t *stateTracker) Pool(p poolStatus) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pool = &p
