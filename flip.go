@@ -165,7 +165,12 @@ func (m *machine) observe(r probeResult) {
 		m.failbackOn()
 	}
 	m.heardService = true
-	m.holderSince = time.Time{}
+	if !m.t.Pool {
+		// The service answers: the holder a takeover waited for serves
+		// after all. In a pool the probe is this box's own service, which
+		// says nothing of the holder.
+		m.holderSince = time.Time{}
+	}
 	m.clearRefusals()
 }
 

@@ -101,6 +101,9 @@ func (m *machine) pointedHere(now time.Time) { m.pointedAt = now }
 // and that the last heartbeat did not announce a release: the holder's flip
 // is gone, whatever its kernel says.
 func (m *machine) holderGone(now time.Time) (bool, string) {
+	if m.t.Pool {
+		return m.poolHolderStale(now)
+	}
 	if !m.t.Peer || m.t.broken == mutantNoHeartbeatRule {
 		return false, ""
 	}

@@ -180,6 +180,27 @@ func (m *machine) decideActivePool(now time.Time) (d decision, ok bool) {
 		Reason: fmt.Sprintf("no keep-alive acknowledged since %s: the lease may run out, dropping the VIPs before another box can win", m.pool.renewed.UTC().Format("15:04:05.000"))}, true
 }
 
+// poolHolderStale reports whether a box that still answers ARP for a VIP
+// that this leader is about to take can only be hung: this box won, so the
+// holder's lease ran out in etcd, and a running flip drops the VIPs at its
+// own deadline, a fifth of the TTL before that. It gets FLIP_DEAD_AFTER
+// more to finish (a slow netlink), then it is taken over past, like a
+// holder whose heartbeats stopped. Not with FLIP_ETCD_LOSS=hold, where a
+// leader cut off from etcd keeps the VIPs on purpose: FLIP_HOLDER_WAIT.
+func (m *machine) poolHolderStale(now time.Time) (bool, string) {
+	if m.t.PoolHold || !m.leaseValid(now) {
+		return false, ""
+	}
+	if m.holderSince.IsZero() {
+		m.holderSince = now
+	}
+	if now.Sub(m.holderSince) < m.t.DeadAfter {
+		return false, ""
+	}
+	return true, fmt.Sprintf("this box holds the lease (revision %d): the holder's ran out, and its flip did not drop the VIP for %s: it is hung",
+		m.pool.rev, now.Sub(m.holderSince).Round(time.Millisecond))
+}
+
 // poolSwitchTo starts a switchover to the candidate named to: every other
 // candidate stands aside (the arbiter publishes it), and once to is the only
 // one waiting this box releases and resigns, so that to wins. It is called

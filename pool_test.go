@@ -221,3 +221,25 @@ func TestPoolSwitchTo(t *testing.T) {
 		t.Error("still stands aside after the switchover ended")
 	}
 }
+
+// A holder still on the wire when this box won can only be hung (its lease
+// ran out, and its flip drops the VIPs before that): after FLIP_DEAD_AFTER
+// it is taken over past, even while this box's own service answers; with
+// FLIP_ETCD_LOSS=hold it is waited for (FLIP_HOLDER_WAIT).
+func TestPoolHungHolder(t *testing.T) {
+	m := ftPoolLeader(ftPoolTiming(), time.Second)
+	if gone, _ := m.holderGone(ftAt(time.Second)); gone {
+		t.Fatal("taken for hung at first sight")
+	}
+	ftAnswersEvery(m, 1100*ftMS, 2*time.Second, 100*ftMS) // its own service answers meanwhile
+	if gone, why := m.holderGone(ftAt(2 * time.Second)); !gone || !strings.Contains(why, "hung") {
+		t.Errorf("after FLIP_DEAD_AFTER: %v %q; want it taken for hung", gone, why)
+	}
+	hold := ftPoolTiming()
+	hold.PoolHold = true
+	h := ftPoolLeader(hold, time.Second)
+	h.holderGone(ftAt(time.Second))
+	if gone, _ := h.holderGone(ftAt(3 * time.Second)); gone {
+		t.Error("FLIP_ETCD_LOSS=hold: a leader cut off from etcd keeps the VIP on purpose; want FLIP_HOLDER_WAIT")
+	}
+}

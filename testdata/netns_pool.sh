@@ -6,7 +6,13 @@
 #
 # Without etcd the tests say so and pass (SKIP), or fail under CI=true.
 
-POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check"
+POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check pool_leader_hangs"
+
+# pool_other_adds OLD FROM: a box other than OLD added the VIP since FROM.
+pool_other_adds() {
+	# shellcheck disable=SC2046
+	[ -n "$(pool_first_add_after "$2" $(pool_others "$1"))" ]
+}
 
 # pool_skip: true (after saying why) when etcd cannot run here.
 pool_skip() {
@@ -262,4 +268,33 @@ test_pool_switchover_to() {
 	expect "outage measured" grep -q '^outage: [0-9.]* ms' "$LAB_DIR/$old/switchover.txt"
 	expect "sipp gets an answer through the VIP" sip_ok
 	expect "never two holders" ev_never_two
+}
+
+# The leader's box hangs (its flip and Asterisk stopped; its kernel still
+# answers ARP for the VIP): its lease runs out, the next box wins, finds the
+# VIP still claimed and, holding the lease, takes over past the hung holder
+# after FLIP_DEAD_AFTER instead of FLIP_HOLDER_WAIT. When the hung box
+# wakes it drops the VIP: its lease is gone.
+test_pool_leader_hangs() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old new hung added woke dropped
+	old=$(pool_holder)
+	expect "sipp gets an answer from $old (the client's neighbour entry is made)" sip_ok
+	hung=$(ev_now)
+	kill -STOP "${LAB_FLIP_PID[$old]}" "$(cat "$LAB_DIR/$old/state/asterisk.pid")"
+	expect "another box takes over past the hung holder" lab_wait $((POOL_TTL + 5)) pool_other_adds "$old" "$hung"
+	# shellcheck disable=SC2046
+	added=$(pool_first_add_after "$hung" $(pool_others "$old"))
+	expect "within TTL + FLIP_DEAD_AFTER + 1 s of the hang" ev_within "$added" "$hung" $(((POOL_TTL + 2) * 1000))
+	new=$(lab_holders | tr ' ' '\n' | grep -v "^$old\$" | head -1)
+	expect "$new said the holder is hung" log_has "$new" "the holder's flip is gone.*it is hung"
+	expect "the client's neighbour entry is on $new" lab_wait 5 neigh_is "$new"
+	woke=$(ev_now)
+	kill -CONT "${LAB_FLIP_PID[$old]}" "$(cat "$LAB_DIR/$old/state/asterisk.pid")"
+	expect "$old, awake, drops the VIP" lab_wait 5 pool_lets_go "$old"
+	dropped=$(ev_vip "$old" | awk -v f="$woke" '$2 == "del" && $1 >= f { print $1; exit }')
+	expect "within 3 s of waking" ev_within "$dropped" "$woke" 3000
+	expect "$new holds the VIP alone" only_holder "$new"
+	expect "sipp gets an answer through the VIP" sip_ok
 }
