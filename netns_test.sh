@@ -69,8 +69,7 @@ run_test() {
 	[[ $name == pool_* ]] && pool_lab_vars
 	echo "=== $name"
 	lab_up "$WORK/$name" || fail "lab did not come up"
-	lab_redfone a
-	lab_redfone b
+	for n in $LAB_BOXES; do lab_redfone "$n"; done
 	"test_$name"
 	if [ $TEST_FAILED = 0 ]; then
 		PASSED=$((PASSED + 1))

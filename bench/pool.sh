@@ -12,6 +12,7 @@
 #   TTLS       FLIP_ETCD_TTL values in seconds (default "5 2")
 #   SCENARIOS  any of: box asterisk switchover (default all three)
 #   BUDGET_S   stop starting new runs after this many seconds (default 900)
+#   KEEP       a directory: every run's lab (logs, address events) is copied there
 #
 # Scenarios (on the leader; another box must take over):
 #   box         the leader's box dies (cable cut, processes killed): its lease
@@ -79,6 +80,7 @@ one_run() {
 	esac
 	wait "$watch"
 	echo "$(json_field "$LAB_DIR/watch.json" outage_ms) $(overlap_ms)"
+	[ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp -r "$LAB_DIR" "$KEEP/ttl$ttl-$scenario-$LAB_ID"
 	lab_down
 }
 

@@ -6,7 +6,7 @@
 #
 # Without etcd the tests say so and pass (SKIP), or fail under CI=true.
 
-POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check pool_leader_hangs"
+POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check pool_leader_hangs pool_cold_standby"
 
 # pool_other_adds OLD FROM: a box other than OLD added the VIP since FROM.
 pool_other_adds() {
@@ -297,4 +297,35 @@ test_pool_leader_hangs() {
 	expect "within 3 s of waking" ev_within "$dropped" "$woke" 3000
 	expect "$new holds the VIP alone" only_holder "$new"
 	expect "sipp gets an answer through the VIP" sip_ok
+}
+
+# Cold standby in a pool: Asterisk is a resource, so a box campaigns
+# without it, and only the leader runs it. The leader's Asterisk dies: it
+# releases (stopping Asterisk) and resigns, and the next box wins and starts
+# its own.
+test_pool_cold_standby() {
+	pool_skip && return
+	LAB_RESOURCES="$LAB_VIP/24 routes fonebridge asterisk"
+	pool_etcd_up || { fail "etcd did not come up"; return; }
+	local n old new killed added
+	for n in $LAB_BOXES; do pool_flip "$n"; done
+	expect "one box holds the VIP" lab_wait 15 pool_one_holder
+	old=$(pool_holder)
+	expect "its Asterisk answers through the VIP" lab_wait 10 sip_ok
+	for n in $(pool_others "$old"); do
+		expect "$n campaigns without an Asterisk of its own" lab_wait 5 log_has "$n" "campaigning for the VIPs"
+		expect "$n runs no Asterisk" test ! -s "$LAB_DIR/$n/state/asterisk.pid"
+	done
+	expect "flip on $old saw its Asterisk answer" lab_wait 5 flip_heard "$old"
+	killed=$(ev_now)
+	kill -9 "$(cat "$LAB_DIR/$old/state/asterisk.pid")"
+	expect "another box holds the VIP" lab_wait 5 pool_new_holder "$old"
+	new=$(pool_holder)
+	# shellcheck disable=SC2046
+	added=$(pool_first_add_after "$killed" $(pool_others "$old"))
+	expect "within 1 s of the kill" ev_within "$added" "$killed" 1000
+	expect "$new started its Asterisk" log_has "$new" 'phase done.*action=start resource=asterisk'
+	expect "SIP answers through the VIP from $new" lab_wait 10 sip_ok
+	expect "$old stopped what was left of its Asterisk" log_has "$old" 'phase done.*action=stop resource=asterisk'
+	expect "never two holders" ev_never_two
 }
