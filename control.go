@@ -220,6 +220,9 @@ func (a *agent) onControl(ctx context.Context, req ctlRequest) ctlResponse {
 		if req.To != "" {
 			return a.switchTo(req)
 		}
+		if req.Cmd == "switchover" && a.arb != nil && a.m.pool.observed.Waiting == 0 {
+			return ctlResponse{Error: "no other box of the pool is campaigning (run flip status there: down, held down, held, or its own service silent): a switchover would only drop the service; flip release drops it anyway"}
+		}
 		if req.Cmd == "switchover" && req.Drain {
 			timeout := time.Duration(req.DrainNS)
 			if timeout <= 0 {

@@ -61,7 +61,6 @@ overlap_ms() {
 # one_run TTL SCENARIO: prints "outage_ms overlap_ms".
 one_run() {
 	local ttl=$1 scenario=$2 old
-	LAB_ID=$((LAB_ID + 1))
 	pool_lab_vars
 	LAB_RESOURCES="$LAB_VIP/24 routes fonebridge"
 	lab_up "$WORK/run$LAB_ID" >/dev/null || return 1
@@ -94,6 +93,7 @@ for ttl in $TTLS; do
 		outs=() overlaps=()
 		for _ in $(seq 1 "$RUNS"); do
 			[ $((SECONDS - start)) -lt "$BUDGET_S" ] || break
+			LAB_ID=$((LAB_ID + 1)) # here: one_run runs in a subshell, and every run needs a lab of its own
 			r=$(one_run "$ttl" "$s") || continue
 			outs+=("${r% *}")
 			overlaps+=("${r#* }")
