@@ -23,7 +23,8 @@ release     on the active box: stop everything, right to left; this box then
             stays out for 3 x FLIP_DEAD_AFTER while the other box takes over
 takeover    on a passive box: take over now. Refused while another box holds
             a VIP; --force overrides that (both boxes may then hold it until
-            the split-brain rule resolves it) and says what it overrode
+            the split-brain rule resolves it) and says what it overrode.
+            Refused in a pool: run switchover --to BOX on the leader
 switchover  on the active box: release, then measure with SIP OPTIONS (as
             flip watch does) until the other box answers; prints the release
             timeline and the outage. --drain first runs FLIP_DRAIN_CMD and
