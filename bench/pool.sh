@@ -13,6 +13,9 @@
 #   SCENARIOS  any of: box asterisk switchover (default all three)
 #   BUDGET_S   stop starting new runs after this many seconds (default 900)
 #   KEEP       a directory: every run's lab (logs, address events) is copied there
+#   FOOTPRINT  seconds: instead of the outages, measure each box's flip for
+#              that long in a quiet pool (CPU share of one core, resident
+#              memory), the leader and the followers apart
 #
 # Scenarios (on the leader; another box must take over):
 #   box         the leader's box dies (cable cut, processes killed): its lease
@@ -85,6 +88,33 @@ one_run() {
 
 # flip_heard_pool BOX: BOX's flip saw its own service answer.
 flip_heard_pool() { pool_status "$1" | grep -q '"consecutive_missed": *0[,}]'; }
+
+# cpu_ticks PID: utime + stime of PID, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+if [ -n "${FOOTPRINT:-}" ]; then
+	LAB_ID=$((LAB_ID + 1))
+	pool_lab_vars
+	LAB_RESOURCES="$LAB_VIP/24 routes fonebridge"
+	lab_up "$WORK/footprint" >/dev/null || exit 1
+	POOL_TTL=${TTLS%% *} pool_start >/dev/null 2>&1 || exit 1
+	sleep 5
+	hz=$(getconf CLK_TCK)
+	declare -A t0
+	for n in $LAB_BOXES; do t0[$n]=$(cpu_ticks "${LAB_FLIP_PID[$n]}"); done
+	sleep "$FOOTPRINT"
+	leader=$(pool_holder)
+	printf '%-4s %-9s %-14s %s\n' box role "CPU % of a core" "RSS MB"
+	for n in $LAB_BOXES; do
+		role=follower
+		[ "$n" = "$leader" ] && role=leader
+		printf '%-4s %-9s %-14s %s\n' "$n" "$role" \
+			"$(awk -v d=$(($(cpu_ticks "${LAB_FLIP_PID[$n]}") - t0[$n])) -v hz="$hz" -v s="$FOOTPRINT" 'BEGIN { printf "%.3f", 100 * d / hz / s }')" \
+			"$(awk -v k="$(rss_kb "${LAB_FLIP_PID[$n]}")" 'BEGIN { printf "%.1f", k / 1024 }')"
+	done
+	exit 0
+fi
 
 start=$SECONDS
 printf '%-6s %-11s %-28s %-30s %s\n' TTL scenario "outage ms (min median max)" "runs" "two holders (longest, ms)"
