@@ -96,8 +96,9 @@ func TestRunbookCommandsAreTested(t *testing.T) {
 		}
 		tests.Write(tb)
 	}
-	// In the tests: `ctl BOX CMD ARGS` or `$LAB_BIN/flip CMD ARGS`.
-	used := regexp.MustCompile(`(?:ctl [ab]|LAB_BIN/flip\"?) ([a-z]+)((?: --?[a-z-]+(?:=\S+)?(?: [^-\s>|&;]\S*)?)*)`)
+	// In the tests: `ctl BOX CMD ARGS` (BOX a letter or "$var") or
+	// `$LAB_BIN/flip CMD ARGS`.
+	used := regexp.MustCompile(`(?:ctl (?:[abd]|"\$[a-z_]+")|LAB_BIN/flip\"?) ([a-z]+)((?: --?[a-z-]+(?:=\S+)?(?: [^-\s>|&;]\S*)?)*)`)
 	tested := map[string]bool{}
 	flagRE := regexp.MustCompile(`--?[a-z-]+`)
 	for _, m := range used.FindAllStringSubmatch(tests.String(), -1) {
