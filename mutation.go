@@ -47,4 +47,12 @@ const (
 	// mutantPoolNeverCampaigns: in pool mode a passive box never stands
 	// for the election, so a dead leader is never replaced.
 	mutantPoolNeverCampaigns
+	// mutantPoolResignRace: a box that told its arbiter to stand down
+	// keeps its win until etcd says it resigned, and may take over on the
+	// election it is giving back (found by the pool simulator).
+	mutantPoolResignRace
+	// mutantPoolOrphanKey: a campaign called off while its put was out
+	// keeps its lease alive, so a key that nobody campaigns for may lead
+	// for ever (found by the pool simulator).
+	mutantPoolOrphanKey
 )

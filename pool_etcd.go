@@ -184,6 +184,12 @@ func (e *etcdArbiter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case st.want = <-e.wantCh:
+			if st.want && st.leader != nil {
+				// Told to stand down and to campaign again before this loop
+				// resigned (the channel keeps the newest word only): the
+				// agent forgot the win when it stood down; report it again.
+				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: st.leader.Rev()})
+			}
 		case <-wake.C:
 		case <-sessDone:
 			// The client gave up keeping the lease alive (etcd unreachable
@@ -204,6 +210,12 @@ func (e *etcdArbiter) run(ctx context.Context) {
 			case r.err != nil:
 				if ctx.Err() == nil && st.want {
 					failed("campaign", r.err)
+				} else if !st.want {
+					// Called off: its txn may still put the key after the
+					// call gave up, and a key nobody campaigns for would
+					// lead for ever (the pool simulator's orphan key). Let
+					// the lease, and any key on it, run out.
+					dropLease()
 				}
 			case !st.want:
 				// Won after the loop stopped wanting it: give it back.

@@ -27,6 +27,11 @@ func (a *agent) onLease(e leaseEvent) {
 			a.log.Info("etcd reachable again: the lease is renewed")
 		}
 	case leaseWonEv:
+		if a.leaseWant != nil && !*a.leaseWant && a.broken != mutantPoolResignRace {
+			// Won after this box stood down: the arbiter gives it back
+			// (or reports it again if it is told to campaign first).
+			break
+		}
 		a.m.leaseWon(e.Rev, now)
 		a.revision.Store(e.Rev)
 		if a.handoverTo == a.cfg.Name {
@@ -88,6 +93,13 @@ func (a *agent) syncLease() {
 	}
 	a.leaseWant = &w
 	a.arb.want(w)
+	if !w && a.m.pool.leader && a.broken != mutantPoolResignRace {
+		// The arbiter resigns now, and another box may win from this
+		// moment: this box must not take over on that election any more,
+		// even if a keep-alive proves the lease again meanwhile (the
+		// pool simulator's resign race).
+		a.m.leaseLost()
+	}
 	if w {
 		a.log.Info("campaigning for the VIPs")
 	} else if a.m.role == rolePassive {

@@ -25,7 +25,7 @@ if ! go test -race -count=1 ./... 2>&1 | tee "$log"; then
 	fi
 fi
 rm -f "$log"
-echo "== simulation of the pair: 10,000 seeded fault schedules and the mutation table (no race detector)"
+echo "== simulation: the pair (10,000 seeded fault schedules) and the pool (3,000), each with its mutation table (no race detector)"
 go test -count=1 -run '^TestSimulation' -v . 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|schedules|caught by|seed [0-9]+:' || status=1
 echo "== fuzz: every parser of bytes from the wire, a few seconds each (seed corpus in testdata/fuzz)"
 for target in FuzzSIPAnswer FuzzICMPQuote FuzzARPFrame FuzzNDPFrame FuzzPeerMessage; do
