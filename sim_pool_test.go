@@ -350,13 +350,7 @@ func (w *poolWorld) services() {
 		return
 	}
 	for _, b := range w.boxes {
-		switch {
-		case !b.powered || b.svc.running:
-			b.svc.downSince = time.Time{}
-		case b.svc.downSince.IsZero():
-			b.svc.downSince = w.now
-		case !b.svc.broken && w.now.Sub(b.svc.downSince) >= simHotRestart:
-			b.svc.running, b.svc.startedAt, b.svc.hung, b.svc.downSince = true, w.now, false, time.Time{}
+		if b.svc.systemd(w.now, b.powered) {
 			w.logf("%s: systemd starts Asterisk again", b.name)
 		}
 	}
@@ -595,20 +589,8 @@ func runPool(seed uint64, o poolRun) (res poolResult) {
 	return res
 }
 
-// poolSchedules is how many seeds a run explores.
-func poolSchedules(t *testing.T) int {
-	if s := os.Getenv("FLIP_SIM_SCHEDULES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("FLIP_SIM_SCHEDULES=%q: want a positive count", s)
-		}
-		return n
-	}
-	if raceEnabled || testing.Short() {
-		return 200 // the race detector slows the world twentyfold; ./test.sh runs the full count without it
-	}
-	return 3000
-}
+// poolSchedules is how many seeds a run of the pool explores.
+func poolSchedules(t *testing.T) int { return simSchedulesOr(t, 3000, 200) }
 
 // poolStats is what an exploration saw besides its first failure.
 type poolStats struct {

@@ -488,8 +488,13 @@ func (w *simWorld) checkEnd(changesAtStop int) {
 	}
 }
 
-// simSchedules is how many seeds a run explores.
-func simSchedules(t *testing.T) int {
+// simSchedules is how many seeds a run of the pair explores.
+func simSchedules(t *testing.T) int { return simSchedulesOr(t, 10000, 500) }
+
+// simSchedulesOr is FLIP_SIM_SCHEDULES, else full, or underRace with the
+// race detector (it slows the world twentyfold; ./test.sh runs the full
+// count without it) or -short.
+func simSchedulesOr(t *testing.T, full, underRace int) int {
 	if s := os.Getenv("FLIP_SIM_SCHEDULES"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -498,9 +503,9 @@ func simSchedules(t *testing.T) int {
 		return n
 	}
 	if raceEnabled || testing.Short() {
-		return 500 // the race detector slows the world twentyfold; ./test.sh runs the full count without it
+		return underRace
 	}
-	return 10000
+	return full
 }
 
 // exploreSim runs seeds first..first+n-1 on every core and returns the

@@ -192,6 +192,22 @@ type simService struct {
 }
 
 // answers reports whether the service answers SIP at now.
+// systemd is a hot standby's unit at now (Restart=always): an Asterisk
+// down for simHotRestart on a powered box starts again, unless every
+// start fails; it reports a restart.
+func (s *simService) systemd(now time.Time, powered bool) bool {
+	switch {
+	case !powered || s.running:
+		s.downSince = time.Time{}
+	case s.downSince.IsZero():
+		s.downSince = now
+	case !s.broken && now.Sub(s.downSince) >= simHotRestart:
+		s.running, s.startedAt, s.hung, s.downSince = true, now, false, time.Time{}
+		return true
+	}
+	return false
+}
+
 func (s *simService) answers(now time.Time, startDelay time.Duration) bool {
 	return s.running && !s.hung && !s.deaf && !now.Before(s.startedAt.Add(startDelay))
 }
@@ -344,15 +360,7 @@ func (w *simWorld) hotServices() {
 		return
 	}
 	for _, b := range w.boxes {
-		switch {
-		case !b.powered:
-			b.svc.downSince = time.Time{}
-		case b.svc.running:
-			b.svc.downSince = time.Time{}
-		case b.svc.downSince.IsZero():
-			b.svc.downSince = w.now
-		case !b.svc.broken && w.now.Sub(b.svc.downSince) >= simHotRestart:
-			b.svc.running, b.svc.startedAt, b.svc.hung, b.svc.downSince = true, w.now, false, time.Time{}
+		if b.svc.systemd(w.now, b.powered) {
 			w.logf("%s: systemd starts Asterisk again", b.name)
 		}
 	}
