@@ -407,6 +407,7 @@ func (a *agent) step(ctx context.Context, results <-chan probeResult) time.Time 
 	a.noteReadiness()
 	a.collectProbes(a.now())
 	a.collectTiebreaker()
+	a.pullRenewal()
 	d := a.m.decide(a.now())
 	switch d.Verdict {
 	case verdictRelease:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -28,6 +29,7 @@ type etcdArbiter struct {
 	log    *slog.Logger
 	wantCh chan bool
 	out    chan leaseEvent
+	newest atomic.Int64 // renewed: Unix ns of the newest acknowledged keep-alive's send
 }
 
 // leaseEventKind says what a leaseEvent reports.
@@ -95,13 +97,41 @@ func (e *etcdArbiter) events() <-chan leaseEvent { return e.out }
 
 func (e *etcdArbiter) callTimeout() time.Duration { return e.ttl / leaseRenewDivisor }
 
-// report hands an event to the loop; a full queue drops the oldest kind of
-// news (the loop is stuck anyway, and the deadline protects).
+// report hands an event to the agent's loop, waiting while the loop is
+// busy (a long resource start): for the news that must not be lost (won,
+// lost, a switchover published).
 func (e *etcdArbiter) report(ctx context.Context, ev leaseEvent) {
 	select {
 	case e.out <- ev:
 	case <-ctx.Done():
 	}
+}
+
+// offer hands an event to the agent's loop if there is room, and drops it
+// otherwise: for the news a later round repeats (the leader, an error).
+// The keep-alives must never wait for a busy loop: the lease would run out.
+func (e *etcdArbiter) offer(ev leaseEvent) {
+	select {
+	case e.out <- ev:
+	default:
+	}
+}
+
+// renewed records the send time of an acknowledged keep-alive, where the
+// agent reads the newest before each decision (renewedAt), and offers it
+// as an event to wake the loop.
+func (e *etcdArbiter) renewed(sent time.Time) {
+	e.newest.Store(sent.UnixNano())
+	e.offer(leaseEvent{Kind: leaseRenewedEv, Sent: sent})
+}
+
+// renewedAt is the send time of the newest acknowledged keep-alive (zero:
+// none yet).
+func (e *etcdArbiter) renewedAt() time.Time {
+	if n := e.newest.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // campaignResult is how a campaign goroutine ended.
@@ -138,7 +168,7 @@ func (e *etcdArbiter) run(ctx context.Context) {
 	}
 	defer dropLease()
 	failed := func(what string, err error) {
-		e.report(ctx, leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("%s: %w", what, err)})
+		e.offer(leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("%s: %w", what, err)})
 		st.retry = time.Now().Add(e.callTimeout())
 	}
 	wake := time.NewTimer(time.Hour)
@@ -305,9 +335,9 @@ func (e *etcdArbiter) keepAlive(ctx context.Context, id clientv3.LeaseID, gone c
 			}
 			return
 		case err != nil:
-			e.report(ctx, leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("keep-alive of lease %x: %w", int64(id), err)})
+			e.offer(leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("keep-alive of lease %x: %w", int64(id), err)})
 		default:
-			e.report(ctx, leaseEvent{Kind: leaseRenewedEv, Sent: sent})
+			e.renewed(sent)
 			e.readLeader(ctx)
 		}
 		select {
@@ -337,7 +367,7 @@ func (e *etcdArbiter) readLeader(ctx context.Context) {
 		l.Candidates = append(l.Candidates, string(kv.Value))
 	}
 	l.Waiting = len(l.Candidates)
-	e.report(ctx, leaseEvent{Kind: leaseLeaderEv, Leader: l})
+	e.offer(leaseEvent{Kind: leaseLeaderEv, Leader: l})
 }
 
 // poolMaxCandidates bounds the candidates read: a pool is a few boxes.

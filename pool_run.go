@@ -81,6 +81,17 @@ func (a *agent) checkSwitchTo() {
 	}
 }
 
+// pullRenewal takes the newest acknowledged keep-alive straight from the
+// arbiter, when it keeps one: its events may have been dropped while the
+// loop was busy, and the lease deadline must not be judged on old news.
+func (a *agent) pullRenewal() {
+	if r, ok := a.arb.(interface{ renewedAt() time.Time }); ok {
+		if t := r.renewedAt(); !t.IsZero() {
+			a.m.leaseRenewed(t)
+		}
+	}
+}
+
 // syncLease tells the arbiter whether the machine wants this box to be a
 // candidate, when that changed.
 func (a *agent) syncLease() {

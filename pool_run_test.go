@@ -101,3 +101,36 @@ func TestPoolAgentControl(t *testing.T) {
 		t.Error("released before box-b stood aside")
 	}
 }
+
+// A busy loop (a long resource start) must never hold up the keep-alives:
+// renewals are offered, dropped when the queue is full, and the newest is
+// kept for the agent to read before it decides.
+func TestPoolRenewalsNeverBlock(t *testing.T) {
+	e := &etcdArbiter{out: make(chan leaseEvent, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= 100; i++ {
+			e.renewed(ftAt(time.Duration(i) * time.Second))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("renewed blocked on a full queue: the keep-alives would stop")
+	}
+	if got := e.renewedAt(); !got.Equal(ftAt(100 * time.Second)) {
+		t.Errorf("renewedAt = %v, want the newest", got)
+	}
+
+	f, _ := newPoolFakeAgent(t)
+	f.arb = e
+	f.answer()
+	f.m.leaseWon(4, f.now)
+	f.now = ftAt(99 * time.Second)
+	f.answer()
+	f.step(context.Background(), nil)
+	if f.m.role != roleActive {
+		t.Errorf("did not take over on a lease the newest keep-alive proves (deadline %v, now %v)", f.m.leaseDeadline(), f.now)
+	}
+}
