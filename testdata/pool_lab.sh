@@ -118,12 +118,14 @@ pool_status() {
 	ip netns exec "$(lab_ns "$1")" "$LAB_BIN/flip" status --json --socket "$LAB_DIR/$1/flip.sock" 2>/dev/null
 }
 
-# pool_cut_etcd BOX / pool_join_etcd BOX: BOX's packets to and from the
-# etcd members are dropped (nftables in BOX), the LAN stays.
+# pool_cut_etcd NODE [MEMBER…] / pool_join_etcd NODE: NODE's packets to and
+# from the etcd members (default all; else those named) are dropped
+# (nftables in NODE), the rest of the LAN stays.
 pool_cut_etcd() {
-	local n set=()
-	for n in $POOL_MEMBERS; do set+=("${LAB_ADDR[$n]}"); done
-	lab_exec "$1" nft -f - <<EOF
+	local node=$1 n set=()
+	shift
+	for n in ${*:-$POOL_MEMBERS}; do set+=("${LAB_ADDR[$n]}"); done
+	lab_exec "$node" nft -f - <<EOF
 table inet poolcut {
 	chain out { type filter hook output priority 0; ip daddr { $(IFS=,; echo "${set[*]}") } drop; }
 	chain in { type filter hook input priority 0; ip saddr { $(IFS=,; echo "${set[*]}") } drop; }
