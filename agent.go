@@ -256,6 +256,7 @@ func (a *agent) resume(ctx context.Context, now time.Time) error {
 	}
 	a.m = newMachine(a.timing(), now, r)
 	a.m.restore(entry)
+	a.resumeLease(entry, now)
 	if a.m.heldNow(now) {
 		defer a.holdChanged("still held after a restart of flip: nothing moves by itself")
 	}

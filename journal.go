@@ -60,6 +60,9 @@ type journalEntry struct {
 	// restart of flip on this box.
 	HoldUntil time.Time `json:"hold_until,omitzero"`
 	HoldBy    string    `json:"hold_by,omitempty"`
+	// Lease: pool mode, the etcd lease this box won the election on, so a
+	// restarted flip takes up its leadership instead of moving the VIPs.
+	Lease int64 `json:"lease,omitempty"`
 }
 
 func (e journalEntry) done(name string) bool { return slices.Contains(e.Done, name) }

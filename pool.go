@@ -45,6 +45,7 @@ const (
 // poolState is what this box knows of the election.
 type poolState struct {
 	leader   bool      // this box won the election and has not lost it since
+	leaseID  int64     // the etcd lease it won on (kept in the journal)
 	rev      int64     // the revision it last won with: the fencing token
 	wonAt    time.Time // when it won
 	renewed  time.Time // send time of the newest acknowledged keep-alive
@@ -57,7 +58,20 @@ type poolState struct {
 	// yieldUntil: a switchover to another box is under way; this box stands
 	// aside (does not campaign) until then or until it is over.
 	yieldUntil time.Time
+	// resumeUntil: flip restarted on a box that holds the VIPs and led on
+	// a lease the journal names; the arbiter tries to take that lease up,
+	// and this box waits for its word until then (leaseResumeWait).
+	resumeUntil time.Time
 }
+
+// leaseResumeWait bounds how long a restarted leader keeps the VIPs while
+// its arbiter takes its lease up again: the take-up's calls are bounded by
+// one keep-alive round (TTL/4), and half as much again is left for the
+// answer to reach the loop. A flip restart on the leader (an upgrade, a
+// configuration change) then moves nothing; without it the VIPs would
+// move, and the calls with them. The price: a leader that is cut off from
+// etcd when its flip restarts keeps the VIPs this long without proof.
+func leaseResumeWait(ttl time.Duration) time.Duration { return 3 * ttl / (2 * leaseRenewDivisor) }
 
 // poolLeader is the leader as last read from etcd, for the status.
 type poolLeader struct {
@@ -75,9 +89,17 @@ func (m *machine) leaseRenewed(sent time.Time) {
 	}
 }
 
-// leaseWon records that this box's campaign won with revision rev.
-func (m *machine) leaseWon(rev int64, now time.Time) {
-	m.pool.leader, m.pool.rev, m.pool.wonAt, m.pool.lost = true, rev, now, false
+// leaseWon records that this box's campaign won with revision rev on lease.
+func (m *machine) leaseWon(rev, lease int64, now time.Time) {
+	m.pool.leader, m.pool.rev, m.pool.leaseID, m.pool.wonAt, m.pool.lost = true, rev, lease, now, false
+	m.pool.resumeUntil = time.Time{}
+}
+
+// leaseResume starts the wait for a restarted leader's lease (resume).
+func (m *machine) leaseResume(now time.Time) {
+	if m.t.Pool && m.role == roleActive {
+		m.pool.resumeUntil = now.Add(leaseResumeWait(m.t.LeaseTTL))
+	}
 }
 
 // leaseLost records that this box is not the leader any more: it resigned,
@@ -85,6 +107,7 @@ func (m *machine) leaseWon(rev int64, now time.Time) {
 func (m *machine) leaseLost() {
 	m.pool.lost = m.pool.leader || m.role == roleActive
 	m.pool.leader = false // rev stays: the revision it last won with
+	m.pool.resumeUntil = time.Time{}
 }
 
 // leaseSeen records the leader and the candidates as read from etcd.
@@ -164,6 +187,9 @@ func (m *machine) decidePassivePool(now time.Time) decision {
 // is fine and the usual active rules decide.
 func (m *machine) decideActivePool(now time.Time) (d decision, ok bool) {
 	switch {
+	case !m.pool.lost && !m.pool.leader && now.Before(m.pool.resumeUntil):
+		return decision{Verdict: verdictStay, Next: m.pool.resumeUntil,
+			Reason: "flip restarted on the leader: taking its lease up again"}, true
 	case m.pool.lost || !m.pool.leader:
 		return decision{Verdict: verdictRelease, Cause: causeLeaseLost,
 			Reason: "etcd says this box no longer holds the lease (resigned, expired or deleted)"}, true

@@ -30,6 +30,44 @@ type etcdArbiter struct {
 	wantCh chan bool
 	out    chan leaseEvent
 	newest atomic.Int64 // renewed: Unix ns of the newest acknowledged keep-alive's send
+	// resumeID: the lease a restarted leader won on (its journal); run
+	// takes it up before anything else (takeUp). 0: none.
+	resumeID int64
+}
+
+// resumeLease asks the arbiter to take up the lease a restarted leader won
+// on; called before run.
+func (e *etcdArbiter) resumeLease(id int64) { e.resumeID = id }
+
+// takeUp takes up lease id and its leader key after a restart of flip:
+// the lease must still be alive (a keep-alive is acknowledged), its key
+// must still lead the election. It returns the session and the election,
+// as a won campaign would.
+func (e *etcdArbiter) takeUp(ctx context.Context, id clientv3.LeaseID) (*concurrency.Session, *concurrency.Election, error) {
+	cctx, cancel := context.WithTimeout(ctx, e.callTimeout())
+	defer cancel()
+	sent := time.Now()
+	resp, err := e.cli.KeepAliveOnce(cctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("keep-alive: %w", err)
+	}
+	if resp.TTL <= 0 {
+		return nil, nil, rpctypes.ErrLeaseNotFound
+	}
+	key := fmt.Sprintf("%s/%x", e.prefix, int64(id))
+	first, err := e.cli.Get(cctx, e.prefix+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the election: %w", err)
+	}
+	if len(first.Kvs) == 0 || string(first.Kvs[0].Key) != key {
+		return nil, nil, fmt.Errorf("its key %s no longer leads the election", key)
+	}
+	sess, err := concurrency.NewSession(e.cli, concurrency.WithLease(id), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	e.renewed(sent)
+	return sess, concurrency.ResumeElection(sess, e.prefix, key, first.Kvs[0].CreateRevision), nil
 }
 
 // leaseEventKind says what a leaseEvent reports.
@@ -49,6 +87,7 @@ type leaseEvent struct {
 	Kind   leaseEventKind
 	Sent   time.Time
 	Rev    int64
+	Lease  int64 // leaseWonEv: the lease the election was won on
 	Leader poolLeader
 	To     string
 	Err    error
@@ -171,6 +210,18 @@ func (e *etcdArbiter) run(ctx context.Context) {
 		e.offer(leaseEvent{Kind: leaseErrorEv, Err: fmt.Errorf("%s: %w", what, err)})
 		st.retry = time.Now().Add(e.callTimeout())
 	}
+	if e.resumeID != 0 {
+		id := clientv3.LeaseID(e.resumeID)
+		if s, elec, err := e.takeUp(ctx, id); err != nil {
+			e.report(ctx, leaseEvent{Kind: leaseLostEv, Err: fmt.Errorf("cannot take lease %x up again after the restart: %w", int64(id), err)})
+		} else {
+			var lctx context.Context
+			st.sess, st.leader, st.want = s, elec, true
+			lctx, st.leaseStop = context.WithCancel(ctx)
+			go e.keepAlive(lctx, id, gone)
+			e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: elec.Rev(), Lease: int64(id)})
+		}
+	}
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
 	for {
@@ -218,7 +269,7 @@ func (e *etcdArbiter) run(ctx context.Context) {
 				// Told to stand down and to campaign again before this loop
 				// resigned (the channel keeps the newest word only): the
 				// agent forgot the win when it stood down; report it again.
-				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: st.leader.Rev()})
+				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: st.leader.Rev(), Lease: int64(st.sess.Lease())})
 			}
 		case <-wake.C:
 		case <-sessDone:
@@ -261,7 +312,7 @@ func (e *etcdArbiter) run(ctx context.Context) {
 					continue
 				}
 				st.leader = r.elec
-				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: r.elec.Rev()})
+				e.report(ctx, leaseEvent{Kind: leaseWonEv, Rev: r.elec.Rev(), Lease: int64(st.sess.Lease())})
 				e.readLeader(ctx) // the status shows the new order at once
 			}
 		}

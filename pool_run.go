@@ -32,7 +32,7 @@ func (a *agent) onLease(e leaseEvent) {
 			// (or reports it again if it is told to campaign first).
 			break
 		}
-		a.m.leaseWon(e.Rev, now)
+		a.m.leaseWon(e.Rev, e.Lease, now)
 		a.revision.Store(e.Rev)
 		if a.handoverTo == a.cfg.Name {
 			a.publishHandover("") // the switchover to this box is done: the others campaign again
@@ -59,6 +59,19 @@ func (a *agent) onLease(e leaseEvent) {
 		}
 	}
 	a.notePool()
+}
+
+// resumeLease: flip restarted holding the VIPs, as the leader of a pool
+// on the lease its journal names: the arbiter takes that lease up, and the
+// machine waits for its word (leaseResumeWait) instead of releasing.
+func (a *agent) resumeLease(entry journalEntry, now time.Time) {
+	r, ok := a.arb.(interface{ resumeLease(id int64) })
+	if !ok || entry.Lease == 0 || a.m.role != roleActive {
+		return
+	}
+	r.resumeLease(entry.Lease)
+	a.m.leaseResume(now)
+	a.log.Info("flip restarted on the leader: taking its lease up again", "lease", fmt.Sprintf("%x", entry.Lease))
 }
 
 // publishHandover publishes (or, with "", ends) a switchover in etcd.

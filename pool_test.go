@@ -19,7 +19,7 @@ func ftPoolLeader(t timing, won time.Duration) *machine {
 	m := ftMachine(t, rolePassive)
 	ftAnswersEvery(m, 0, won, 100*ftMS)
 	m.leaseRenewed(ftAt(won))
-	m.leaseWon(7, ftAt(won))
+	m.leaseWon(7, 0, ftAt(won))
 	return m
 }
 
@@ -58,17 +58,17 @@ func TestPoolPassive(t *testing.T) {
 		{"the leader with a lease it can prove takes over", ftPoolTiming(), func(m *machine) {
 			ftAnswersEvery(m, 0, time.Second, 100*ftMS)
 			m.leaseRenewed(ftAt(time.Second))
-			m.leaseWon(9, ftAt(time.Second))
+			m.leaseWon(9, 0, ftAt(time.Second))
 		}, time.Second, verdictTakeover, "revision 9", true},
 		{"the leader past its deadline does not", ftPoolTiming(), func(m *machine) {
 			ftAnswersEvery(m, 0, 5*time.Second, 100*ftMS)
 			m.leaseRenewed(ftAt(0))
-			m.leaseWon(9, ftAt(time.Second))
+			m.leaseWon(9, 0, ftAt(time.Second))
 		}, 4 * time.Second, verdictStay, "cannot prove the lease", true},
 		{"the leader whose service stopped does not, and resigns", ftPoolTiming(), func(m *machine) {
 			ftAnswersEvery(m, 0, time.Second, 100*ftMS)
 			m.leaseRenewed(ftAt(2 * time.Second))
-			m.leaseWon(9, ftAt(2*time.Second))
+			m.leaseWon(9, 0, ftAt(2*time.Second))
 		}, 2500 * ftMS, verdictStay, "resigning", false},
 	}
 	for _, tt := range tests {
@@ -241,5 +241,41 @@ func TestPoolHungHolder(t *testing.T) {
 	h.holderGone(ftAt(time.Second))
 	if gone, _ := h.holderGone(ftAt(3 * time.Second)); gone {
 		t.Error("FLIP_ETCD_LOSS=hold: a leader cut off from etcd keeps the VIP on purpose; want FLIP_HOLDER_WAIT")
+	}
+}
+
+// flip restarted on the leader: it keeps the VIPs while its arbiter takes
+// the journal's lease up (leaseResumeWait), and releases if that fails or
+// does not come in time.
+func TestPoolLeaderResumes(t *testing.T) {
+	resumed := func() *machine {
+		m := newMachine(ftPoolTiming(), ftStart, roleActive)
+		m.restore(journalEntry{Op: opActive, Lease: 0x1234})
+		m.leaseResume(ftStart)
+		return m
+	}
+	m := resumed()
+	if d := m.decide(ftAt(500 * ftMS)); d.Verdict != verdictStay || !strings.Contains(d.Reason, "taking its lease up") {
+		t.Errorf("while the lease is taken up: %v (%s); want a stay", d.Verdict, d.Reason)
+	}
+	m.leaseRenewed(ftAt(600 * ftMS))
+	m.leaseWon(5, 0x1234, ftAt(600*ftMS))
+	ftAnswersEvery(m, 100*ftMS, 900*ftMS, 100*ftMS)
+	if d := m.decide(ftAt(time.Second)); d.Verdict != verdictStay {
+		t.Errorf("lease taken up: %v (%s); want a stay", d.Verdict, d.Reason)
+	}
+	var e journalEntry
+	m.memory(ftAt(time.Second), &e)
+	if e.Lease != 0x1234 {
+		t.Errorf("journal lease %x, want 1234", e.Lease)
+	}
+	m = resumed()
+	m.leaseLost()
+	if d := m.decide(ftAt(500 * ftMS)); d.Verdict != verdictRelease || d.Cause != causeLeaseLost {
+		t.Errorf("the lease could not be taken up: %v %s; want a release", d.Verdict, d.Cause)
+	}
+	m = resumed()
+	if d := m.decide(ftAt(leaseResumeWait(5 * time.Second))); d.Verdict != verdictRelease {
+		t.Errorf("no word within leaseResumeWait: %v (%s); want a release", d.Verdict, d.Reason)
 	}
 }

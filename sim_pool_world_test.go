@@ -448,6 +448,48 @@ type simArbiter struct {
 	stoodDown  bool      // told to stand down while it led, and not won since
 	watchAt    time.Time // the watch's newest event arrives then (events keep their order)
 	handoverTo string    // the switchover last reported to the agent
+	resumeID   int64     // a restarted leader's lease to take up first (resumeLease)
+}
+
+// resumeLease is etcdArbiter.resumeLease: take lease id up before anything.
+func (a *simArbiter) resumeLease(id int64) { a.resumeID = id; a.later() }
+
+// takeUp is etcdArbiter.takeUp: a keep-alive of the journal's lease and a
+// read of the election; the lease alive and its key first, this box leads
+// on it again, else the agent hears it does not.
+func (a *simArbiter) takeUp() {
+	w, s := a.b.pw, a.b.pw.store
+	id := a.resumeID
+	a.resumeID, a.busy = 0, true
+	sent := w.now
+	a.rpc(false, func() func() {
+		alive := s.keepAlive(id)
+		f := s.first()
+		leads := alive && f != nil && f.id == id
+		rev := int64(0)
+		if leads {
+			rev = f.key
+		}
+		return func() {
+			a.busy = false
+			if !leads {
+				a.report(leaseEvent{Kind: leaseLostEv, Err: fmt.Errorf("cannot take lease %x up again after the restart", id)})
+				a.later()
+				return
+			}
+			a.lease, a.ack, a.key, a.leader, a.wanted = id, w.now, rev, true, true
+			a.kaGen++
+			a.keepAlive(a.kaGen, id)
+			a.wake(a.ack.Add(w.pt.TTL))
+			a.report(leaseEvent{Kind: leaseRenewedEv, Sent: sent})
+			a.report(leaseEvent{Kind: leaseWonEv, Rev: rev, Lease: id})
+			a.later()
+		}
+	}, func() {
+		a.busy = false
+		a.report(leaseEvent{Kind: leaseLostEv, Err: fmt.Errorf("cannot take lease %x up again after the restart: timed out", id)})
+		a.later()
+	})
 }
 
 // heardHandover reports the switchover published in etcd when it changed
@@ -499,7 +541,7 @@ func (a *simArbiter) want(c bool) {
 	a.wanted = c
 	a.stoodDown = a.stoodDown || !c && a.leader
 	if c && a.leader && !a.busy {
-		a.report(leaseEvent{Kind: leaseWonEv, Rev: a.key}) // still the leader: says so again
+		a.report(leaseEvent{Kind: leaseWonEv, Rev: a.key, Lease: a.lease}) // still the leader: says so again
 	}
 	a.later()
 }
@@ -573,6 +615,10 @@ func (a *simArbiter) sessionDone() bool {
 // poke is one round of etcdArbiter.run's loop.
 func (a *simArbiter) poke() {
 	if a.busy {
+		return
+	}
+	if a.resumeID != 0 {
+		a.takeUp()
 		return
 	}
 	if a.sessionDone() && !a.leader {
@@ -770,7 +816,7 @@ func (a *simArbiter) campaignReturned() {
 			}
 			return func() {
 				a.busy, a.camp, a.leader, a.stoodDown = false, campNone, true, false
-				a.report(leaseEvent{Kind: leaseWonEv, Rev: rev})
+				a.report(leaseEvent{Kind: leaseWonEv, Rev: rev, Lease: lease})
 				a.readLeader(func() {}) // the status shows the new order at once
 				a.later()
 			}
@@ -841,7 +887,16 @@ func (b *poolBox) etcdPath() bool { return b.powered && b.link && !b.cut }
 
 // excused: a holder whose flip cannot have let go yet: dead, stopped, or
 // not run a step since it started or resumed.
-func (b *poolBox) excused() bool { return b.agent == nil || b.hung || b.fresh }
+func (b *poolBox) excused() bool {
+	return b.agent == nil || b.hung || b.fresh || b.resuming()
+}
+
+// resuming: a restarted leader waiting for its arbiter to take its lease
+// up (leaseResumeWait): it keeps the VIP that long without proof.
+func (b *poolBox) resuming() bool {
+	m := b.agent.m
+	return m != nil && !m.pool.leader && !m.pool.lost && b.pw.now.Before(m.pool.resumeUntil)
+}
 
 // poolProbe is a pool box's tick probe: its own service on its own
 // address, never the VIP.

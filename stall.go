@@ -64,6 +64,9 @@ func (m *machine) memory(now time.Time, e *journalEntry) {
 	if m.heldNow(now) {
 		e.HoldUntil, e.HoldBy = m.hold.until, m.hold.by
 	}
+	if m.pool.leader {
+		e.Lease = m.pool.leaseID
+	}
 }
 
 // restore takes back what memory kept, after a restart.

@@ -6,7 +6,7 @@
 #
 # Without etcd the tests say so and pass (SKIP), or fail under CI=true.
 
-POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check pool_leader_hangs pool_cold_standby pool_leader_with_minority"
+POOL_TESTS="pool_leader_asterisk_dies pool_leader_box_dies pool_leader_cut_from_etcd pool_etcd_member_killed pool_quorum_lost_release pool_quorum_lost_hold pool_box_rejoins pool_switchover pool_switchover_to pool_check pool_leader_hangs pool_cold_standby pool_leader_with_minority pool_leader_flip_restarts"
 
 # pool_other_adds OLD FROM: a box other than OLD added the VIP since FROM.
 pool_other_adds() {
@@ -348,5 +348,27 @@ test_pool_leader_with_minority() {
 	added=$(pool_first_add_after "$cut" $(pool_others "$old"))
 	expect "$old dropped the VIP before the new holder added it" ev_after "$added" "$dropped" 1
 	expect "never two holders" ev_never_two
+	expect "sipp gets an answer through the VIP" sip_ok
+}
+
+# flip restarts on the leader (an upgrade, a configuration change): the new
+# process takes up the lease its journal names, and nothing moves.
+test_pool_leader_flip_restarts() {
+	pool_skip && return
+	pool_start || { fail "the pool did not come up with one holder"; return; }
+	local old from n
+	old=$(pool_holder)
+	expect "flip on $old saw its Asterisk answer" lab_wait 5 flip_heard "$old"
+	expect "$old's journal names its lease" lab_wait 5 grep -q '"lease":' "$LAB_DIR/$old/state.json"
+	from=$(ev_now)
+	kill -TERM "${LAB_FLIP_PID[$old]}"
+	wait "${LAB_FLIP_PID[$old]}" 2>/dev/null
+	pool_flip "$old"
+	expect "$old takes its lease up again" lab_wait 10 log_has "$old" 'taking its lease up again'
+	expect "$old leads again" lab_wait 10 pool_sees_leader "$old" "$old"
+	for n in $(pool_others "$old"); do
+		expect "$n stays out (4 s)" never_holds "$n" 4
+	done
+	expect "$old never dropped the VIP" test "$(ev_vip "$old" | awk -v f="$from" '$2 == "del" && $1 >= f' | grep -c .)" = 0
 	expect "sipp gets an answer through the VIP" sip_ok
 }
