@@ -44,6 +44,9 @@ func (a *agent) hold(d time.Duration, by string) (string, error) {
 		return "", err
 	}
 	a.holdChanged("held: nothing moves by itself", "for", d)
+	if a.arb != nil {
+		return fmt.Sprintf("held until %s on this box only (a pool has no peer channel): it does not campaign, and as the leader it releases for nothing but its lease; run `flip hold` on every box to hold the pool", a.m.hold.until.UTC().Format(time.RFC3339)), nil
+	}
 	if !a.hasPeer() {
 		return fmt.Sprintf("held until %s on this box only (no peer channel): run `flip hold` on the other box too", a.m.hold.until.UTC().Format(time.RFC3339)), nil
 	}
@@ -58,6 +61,9 @@ func (a *agent) hold(d time.Duration, by string) (string, error) {
 func (a *agent) unhold(by string) string {
 	a.m.clearHold()
 	a.holdChanged("hold ended by an operator: the usual rules decide again", "by", by)
+	if a.arb != nil {
+		return "hold ended on this box only (a pool has no peer channel): run `flip unhold` on the other boxes too"
+	}
 	if !a.hasPeer() {
 		return "hold ended on this box only (no peer channel): run `flip unhold` on the other box too"
 	}
