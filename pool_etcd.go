@@ -323,6 +323,11 @@ func (e *etcdArbiter) run(ctx context.Context) {
 // returns the function that calls it off.
 func (e *etcdArbiter) campaign(ctx context.Context, sess *concurrency.Session, done chan<- campaignResult) context.CancelFunc {
 	cctx, cancel := context.WithCancel(ctx)
+	// WithRequireLeader: a campaign waits on a watch, and a watch on a
+	// member cut off from the majority would wait in silence for ever
+	// (it never sees the old leader's key go); with it the member fails
+	// it, and the campaign is made again, through another member.
+	cctx = clientv3.WithRequireLeader(cctx)
 	elec := concurrency.NewElection(sess, e.prefix) // one per campaign: a called-off one cleans up its own key
 	go func() {
 		// etcd issue 19597: a Campaign whose lease expired waits for ever.

@@ -334,7 +334,10 @@ test_pool_cold_standby() {
 # is cut off from the other two (the majority, which goes on and lets the
 # lease run out); the LAN between the boxes stays. The leader reaches a
 # member that has no quorum: it drops the VIP at its deadline, before a box
-# on the majority's side adds it.
+# on the majority's side adds it. How soon that box wins depends on which
+# member its campaign's watch is on: one on e3 waits until e3 gives it up
+# for want of a leader (measured 1.3–20 s after the drop); hence the long
+# wait here, which is not a bound flip promises.
 test_pool_leader_with_minority() {
 	pool_skip && return
 	pool_start || { fail "the pool did not come up with one holder"; return; }
@@ -342,7 +345,7 @@ test_pool_leader_with_minority() {
 	old=$(pool_holder)
 	cut=$(ev_now)
 	pool_cut_etcd "$old" e1 e2 && pool_cut_etcd e3 e1 e2 || { fail "cannot partition etcd"; return; }
-	expect "another box holds the VIP" lab_wait $((POOL_TTL + 5)) pool_new_holder "$old"
+	expect "another box holds the VIP" lab_wait $((POOL_TTL + 30)) pool_new_holder "$old"
 	dropped=$(ev_vip "$old" | awk -v f="$cut" '$2 == "del" && $1 >= f { print $1; exit }')
 	# shellcheck disable=SC2046
 	added=$(pool_first_add_after "$cut" $(pool_others "$old"))
