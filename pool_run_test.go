@@ -126,7 +126,7 @@ func TestPoolRenewalsNeverBlock(t *testing.T) {
 	f, _ := newPoolFakeAgent(t)
 	f.arb = e
 	f.answer()
-	f.m.leaseWon(4, f.now)
+	f.m.leaseWon(4, 0, f.now)
 	f.now = ftAt(99 * time.Second)
 	f.answer()
 	f.step(context.Background(), nil)
