@@ -114,6 +114,7 @@ type agent struct {
 	leaseWant   *bool
 	leaseDown   bool
 	leaseErrors rateLog
+	leaseBack   rateLog // the lines saying etcd answers again
 	// handoverTo: the target of the switchover published in etcd ("": none).
 	handoverTo string
 	// revision is the pool's fencing token for the hooks (revisionVar),

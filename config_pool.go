@@ -99,6 +99,11 @@ func (c *config) checkPool(spec envSpec) error {
 	case c.Primary:
 		return badVar("FLIP_PRIMARY", "is true in pool mode (FLIP_ETCD_ENDPOINTS): no box of a pool is preferred, the first eligible box wins; unset it")
 	}
+	// The PEM files are read now: a missing or bad one is a configuration
+	// error (exit 2), not a failure of the running agent.
+	if _, err := etcdTLS(c); err != nil {
+		return err
+	}
 	// A passive box of a pool probes its own service (hot standby: it may
 	// campaign only while that answers), never the VIP.
 	if spec.ProbeTarget == "" {

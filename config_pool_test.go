@@ -56,6 +56,8 @@ func TestLoadConfigPoolInvalid(t *testing.T) {
 		{"relative prefix", pool(map[string]string{"FLIP_ETCD_PREFIX": "flip"}), "FLIP_ETCD_PREFIX", "start with /"},
 		{"cert without key", pool(map[string]string{"FLIP_ETCD_CERT": "/etc/flip/c.pem"}), "FLIP_ETCD_CERT", "FLIP_ETCD_KEY"},
 		{"relative CA", pool(map[string]string{"FLIP_ETCD_CA": "ca.pem"}), "FLIP_ETCD_CA", "absolute"},
+		{"CA file missing", pool(map[string]string{"FLIP_ETCD_CA": "/nonexistent/flip-etcd-ca.pem"}), "FLIP_ETCD_CA", "/nonexistent/flip-etcd-ca.pem"},
+		{"client certificate missing", pool(map[string]string{"FLIP_ETCD_CERT": "/nonexistent/c.pem", "FLIP_ETCD_KEY": "/nonexistent/k.pem"}), "FLIP_ETCD_CERT", "/nonexistent/c.pem"},
 		{"peer channel beside a pool", pool(map[string]string{"FLIP_PEER": "192.0.2.12", "FLIP_PEER_KEY": "0123456789abcdef"}), "FLIP_PEER", "pool mode"},
 		{"failback beside a pool", pool(map[string]string{"FLIP_FAILBACK": "true", "FLIP_PEER": ""}), "FLIP_FAILBACK", ""},
 		{"primary beside a pool", pool(map[string]string{"FLIP_PRIMARY": "true"}), "FLIP_PRIMARY", "pool"},

@@ -47,7 +47,6 @@ type poolState struct {
 	leader   bool      // this box won the election and has not lost it since
 	leaseID  int64     // the etcd lease it won on (kept in the journal)
 	rev      int64     // the revision it last won with: the fencing token
-	wonAt    time.Time // when it won
 	renewed  time.Time // send time of the newest acknowledged keep-alive
 	lost     bool      // active: etcd said the lease is gone; release at once
 	observed poolLeader
@@ -91,7 +90,7 @@ func (m *machine) leaseRenewed(sent time.Time) {
 
 // leaseWon records that this box's campaign won with revision rev on lease.
 func (m *machine) leaseWon(rev, lease int64, now time.Time) {
-	m.pool.leader, m.pool.rev, m.pool.leaseID, m.pool.wonAt, m.pool.lost = true, rev, lease, now, false
+	m.pool.leader, m.pool.rev, m.pool.leaseID, m.pool.lost = true, rev, lease, false
 	m.pool.resumeUntil = time.Time{}
 }
 

@@ -23,8 +23,12 @@ func (a *agent) onLease(e leaseEvent) {
 	case leaseRenewedEv:
 		a.m.leaseRenewed(e.Sent)
 		if a.leaseDown {
+			// One member timing out and the next answering alternate
+			// while a member is down: bounded like the errors.
 			a.leaseDown = false
-			a.log.Info("etcd reachable again: the lease is renewed")
+			if n, due := a.leaseBack.note(now); due {
+				a.log.Info("etcd reachable again: the lease is renewed", "times", n)
+			}
 		}
 	case leaseWonEv:
 		if a.leaseWant != nil && !*a.leaseWant && a.broken != mutantPoolResignRace {

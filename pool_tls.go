@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"os"
 	"strings"
 )
@@ -22,18 +21,18 @@ func etcdTLS(cfg *config) (*tls.Config, error) {
 	if cfg.EtcdCA != "" {
 		pem, err := os.ReadFile(cfg.EtcdCA)
 		if err != nil {
-			return nil, badVar("FLIP_ETCD_CA", "%v", err)
+			return nil, badVar("FLIP_ETCD_CA", "%v; give the PEM file of the CA that signed the etcd servers' certificates", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, badVar("FLIP_ETCD_CA", "%s holds no PEM certificate", cfg.EtcdCA)
+			return nil, badVar("FLIP_ETCD_CA", "%s holds no PEM certificate; give the CA's certificate in PEM (-----BEGIN CERTIFICATE-----)", cfg.EtcdCA)
 		}
 		tc.RootCAs = pool
 	}
 	if cfg.EtcdCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.EtcdCert, cfg.EtcdKey)
 		if err != nil {
-			return nil, badVar("FLIP_ETCD_CERT", "with FLIP_ETCD_KEY: %v", fmt.Errorf("load the client certificate: %w", err))
+			return nil, badVar("FLIP_ETCD_CERT", "cannot load it with FLIP_ETCD_KEY (%s, %s): %v; give this box's client certificate and its key, both PEM", cfg.EtcdCert, cfg.EtcdKey, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -64,6 +64,17 @@ test_pool_leader_box_dies() {
 	expect "never two holders" ev_never_two
 }
 
+# drop_comes_first OLD FROM WAIT: within WAIT seconds another box holds the
+# VIP, and OLD dropped it (after FROM) before that box added it.
+drop_comes_first() {
+	local old=$1 from=$2 dropped added
+	expect "another box holds the VIP" lab_wait "$3" pool_new_holder "$old"
+	dropped=$(pool_first_del_after "$from" "$old")
+	# shellcheck disable=SC2046
+	added=$(pool_first_add_after "$from" $(pool_others "$old"))
+	expect "$old dropped the VIP before the new holder added it" ev_after "$added" "$dropped" 1
+}
+
 # The leader is cut off from every etcd member but stays on the LAN: it
 # drops the VIP at its lease deadline, before etcd lets the lease run out
 # and another box wins. The address events of every box say that the drop
@@ -71,15 +82,11 @@ test_pool_leader_box_dies() {
 test_pool_leader_cut_from_etcd() {
 	pool_skip && return
 	pool_start || { fail "the pool did not come up with one holder"; return; }
-	local old cut dropped added
+	local old cut
 	old=$(pool_holder)
 	cut=$(ev_now)
 	pool_cut_etcd "$old" || { fail "cannot cut $old from etcd"; return; }
-	expect "another box holds the VIP" lab_wait $((POOL_TTL + 5)) pool_new_holder "$old"
-	dropped=$(ev_vip "$old" | awk -v f="$cut" '$2 == "del" && $1 >= f { print $1; exit }')
-	# shellcheck disable=SC2046
-	added=$(pool_first_add_after "$cut" $(pool_others "$old"))
-	expect "$old dropped the VIP before the new holder added it" ev_after "$added" "$dropped" 1
+	drop_comes_first "$old" "$cut" $((POOL_TTL + 5))
 	expect "$old said why" log_has "$old" 'releasing.*no keep-alive acknowledged'
 	expect "never two holders" ev_never_two
 	expect "sipp gets an answer through the VIP" sip_ok
@@ -121,7 +128,7 @@ test_pool_quorum_lost_release() {
 	quorum_lost release || return
 	local n dropped
 	expect "$POOL_OLD drops the VIP" lab_wait $((POOL_TTL + 3)) pool_lets_go "$POOL_OLD"
-	dropped=$(ev_vip "$POOL_OLD" | awk -v f="$POOL_LOST" '$2 == "del" && $1 >= f { print $1; exit }')
+	dropped=$(pool_first_del_after "$POOL_LOST" "$POOL_OLD")
 	# etcd's leader renews leases by itself, without a quorum, until it
 	# notices the loss (its election timeout, 1 s here): the last renewal
 	# can come that late, and the deadline is TTL − TTL/5 after it.
@@ -293,7 +300,7 @@ test_pool_leader_hangs() {
 	woke=$(ev_now)
 	kill -CONT "${LAB_FLIP_PID[$old]}" "$(cat "$LAB_DIR/$old/state/asterisk.pid")"
 	expect "$old, awake, drops the VIP" lab_wait 5 pool_lets_go "$old"
-	dropped=$(ev_vip "$old" | awk -v f="$woke" '$2 == "del" && $1 >= f { print $1; exit }')
+	dropped=$(pool_first_del_after "$woke" "$old")
 	expect "within 3 s of waking" ev_within "$dropped" "$woke" 3000
 	expect "$new holds the VIP alone" only_holder "$new"
 	expect "sipp gets an answer through the VIP" sip_ok
@@ -341,15 +348,11 @@ test_pool_cold_standby() {
 test_pool_leader_with_minority() {
 	pool_skip && return
 	pool_start || { fail "the pool did not come up with one holder"; return; }
-	local old cut dropped added
+	local old cut
 	old=$(pool_holder)
 	cut=$(ev_now)
 	pool_cut_etcd "$old" e1 e2 && pool_cut_etcd e3 e1 e2 || { fail "cannot partition etcd"; return; }
-	expect "another box holds the VIP" lab_wait $((POOL_TTL + 30)) pool_new_holder "$old"
-	dropped=$(ev_vip "$old" | awk -v f="$cut" '$2 == "del" && $1 >= f { print $1; exit }')
-	# shellcheck disable=SC2046
-	added=$(pool_first_add_after "$cut" $(pool_others "$old"))
-	expect "$old dropped the VIP before the new holder added it" ev_after "$added" "$dropped" 1
+	drop_comes_first "$old" "$cut" $((POOL_TTL + 30))
 	expect "never two holders" ev_never_two
 	expect "sipp gets an answer through the VIP" sip_ok
 }
@@ -372,6 +375,6 @@ test_pool_leader_flip_restarts() {
 	for n in $(pool_others "$old"); do
 		expect "$n stays out (4 s)" never_holds "$n" 4
 	done
-	expect "$old never dropped the VIP" test "$(ev_vip "$old" | awk -v f="$from" '$2 == "del" && $1 >= f' | grep -c .)" = 0
+	expect "$old never dropped the VIP" test -z "$(pool_first_del_after "$from" "$old")"
 	expect "sipp gets an answer through the VIP" sip_ok
 }

@@ -144,6 +144,10 @@ pool_first_add_after() {
 	for n in "$@"; do ev_vip "$n" | awk -v f="$from" '$2 == "add" && $1 >= f { print $1; exit }'; done | sort -n | head -1
 }
 
+# pool_first_del_after MS BOX: the first time after MS that BOX deleted the
+# VIP (empty: none).
+pool_first_del_after() { ev_vip "$2" | awk -v f="$1" '$2 == "del" && $1 >= f { print $1; exit }'; }
+
 # pool_lets_go BOX: BOX does not hold the VIP.
 pool_lets_go() { ! lab_holds "$1"; }
 
